@@ -1,0 +1,67 @@
+# The one entry point. Every target runs `setup` first, which brings a fresh
+# Debian 12 machine with rustup to what the build needs (idempotently).
+
+SHELL := /bin/bash
+ROOT := $(abspath .)
+WASI_SDK := $(ROOT)/target/wasi-sdk
+GUEST_OUT := $(ROOT)/target/guest
+GUEST_TARGET := wasm32-wasip2
+GUEST_WASM := $(ROOT)/guest/target/$(GUEST_TARGET)/release
+APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32
+CARGO ?= cargo
+export WASI_SDK
+
+.PHONY: setup guest precompile build run test lint bench fmt clean
+
+setup: $(WASI_SDK)/.ready
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+
+# rquickjs-sys downloads wasi-sdk unless WASI_SDK names a layout of it; Debian's
+# packages give the same pieces (TOOLCHAIN.md).
+$(WASI_SDK)/.ready:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	mkdir -p $(WASI_SDK)/bin $(WASI_SDK)/share/wasi-sysroot/lib
+	ln -sfn /usr/bin/clang-14 $(WASI_SDK)/bin/clang
+	ln -sfn /usr/bin/llvm-ar-14 $(WASI_SDK)/bin/ar
+	ln -sfn /usr/include/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/include
+	ln -sfn /usr/lib/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/lib/wasm32-wasi
+	touch $@
+
+guest: setup
+	cd guest && $(CARGO) build --release --target $(GUEST_TARGET)
+	mkdir -p $(GUEST_OUT)
+	cp $(GUEST_WASM)/miniworker_worker.wasm $(GUEST_WASM)/miniworker_main.wasm $(GUEST_OUT)/
+
+# Compiles the components with the host's exact engine configuration, so the
+# binary can embed machine code and skip compiling at start-up.
+precompile: guest
+	$(CARGO) run --release --quiet -p miniworker-engine --bin miniworker-precompile -- \
+	  $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
+
+build: precompile
+	$(CARGO) build --release -p miniworker
+	@echo "built target/release/miniworker"
+
+run: build
+	./target/release/miniworker run examples/hello
+
+test: precompile
+	$(CARGO) test --release --workspace
+
+lint: setup
+	$(CARGO) fmt --all --check
+	cd guest && $(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+	cd guest && $(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	cd guest && $(CARGO) clean

@@ -1,0 +1,247 @@
+// The part of every context's setup written in JavaScript: console, timers,
+// queueMicrotask and error description. Evaluated once, before any project
+// code, as a function of the host natives, so that nothing but the globals
+// it defines is visible to project code.
+(function (native) {
+  'use strict';
+  const global = globalThis;
+
+  // ---- errors ---------------------------------------------------------------
+
+  // The first "path:line" of a QuickJS stack frame: "    at f (/workers/a.js:3:9)".
+  const FRAME = /\((\/[^()]*?):(\d+)(?::\d+)?\)|at (\/[^\s()]*?):(\d+)(?::\d+)?$/m;
+
+  function describeError(e) {
+    let message;
+    let stack = '';
+    let filename = '';
+    let lineno = 0;
+    if (e instanceof Error) {
+      message = String(e.message);
+      stack = typeof e.stack === 'string' ? e.stack : '';
+      const m = FRAME.exec(stack);
+      if (m) {
+        filename = m[1] || m[3];
+        lineno = Number(m[2] || m[4]);
+      }
+      if (typeof e.fileName === 'string' && e.fileName && !filename) {
+        filename = e.fileName;
+        lineno = Number(e.lineNumber) || 0;
+      }
+    } else {
+      try {
+        message = String(e);
+      } catch (_) {
+        message = Object.prototype.toString.call(e);
+      }
+    }
+    return { message, stack, filename, lineno, name: e instanceof Error ? String(e.name) : '' };
+  }
+
+  const errorObservers = [];
+
+  // Reports an exception no JavaScript code caught: the role's observers first
+  // (App.onError), then the host.
+  function reportError(e) {
+    const d = describeError(e);
+    for (const observer of errorObservers) {
+      try {
+        observer(d, e);
+      } catch (inner) {
+        native.uncaughtError(describeError(inner));
+      }
+    }
+    native.uncaughtError(d);
+  }
+
+  // ---- console --------------------------------------------------------------
+
+  const MAX_DEPTH = 4;
+
+  function quote(s) {
+    return JSON.stringify(s);
+  }
+
+  // A readable, JSON-like rendering of one console argument (strings at the
+  // top level are printed as they are). Depth-limited, so never deep recursion.
+  function inspect(v, depth, seen) {
+    switch (typeof v) {
+      case 'string':
+        return depth === 0 ? v : quote(v);
+      case 'number':
+        return Object.is(v, -0) ? '-0' : String(v);
+      case 'bigint':
+        return String(v) + 'n';
+      case 'undefined':
+        return 'undefined';
+      case 'boolean':
+        return String(v);
+      case 'symbol':
+        return v.toString();
+      case 'function':
+        return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
+    }
+    if (v === null) return 'null';
+    if (seen.includes(v)) return '[Circular]';
+    if (v instanceof Error) {
+      const head = String(v.name) + ': ' + String(v.message);
+      return typeof v.stack === 'string' && v.stack ? head + '\n' + v.stack.replace(/\n$/, '') : head;
+    }
+    if (v instanceof Date) return isNaN(v) ? 'Invalid Date' : v.toISOString();
+    if (v instanceof RegExp) return String(v);
+    if (depth >= MAX_DEPTH) return Array.isArray(v) ? '[Array]' : '[Object]';
+    seen.push(v);
+    try {
+      if (Array.isArray(v)) {
+        return '[' + Array.prototype.map.call(v, (x) => inspect(x, depth + 1, seen)).join(',') + ']';
+      }
+      if (v instanceof Map) {
+        const parts = [];
+        v.forEach((val, key) => parts.push(inspect(key, depth + 1, seen) + ' => ' + inspect(val, depth + 1, seen)));
+        return 'Map(' + v.size + ') {' + parts.join(',') + '}';
+      }
+      if (v instanceof Set) {
+        const parts = [];
+        v.forEach((val) => parts.push(inspect(val, depth + 1, seen)));
+        return 'Set(' + v.size + ') {' + parts.join(',') + '}';
+      }
+      if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
+        return v.constructor.name + '(' + v.length + ') [' + Array.prototype.join.call(v, ',') + ']';
+      }
+      const parts = [];
+      for (const key of Object.keys(v)) {
+        parts.push(quote(key) + ':' + inspect(v[key], depth + 1, seen));
+      }
+      return '{' + parts.join(',') + '}';
+    } finally {
+      seen.pop();
+    }
+  }
+
+  function format(args) {
+    let out = '';
+    for (let i = 0; i < args.length; i++) {
+      if (i) out += ' ';
+      try {
+        out += inspect(args[i], 0, []);
+      } catch (e) {
+        out += '[uninspectable]';
+      }
+    }
+    return out;
+  }
+
+  const LEVELS = ['log', 'info', 'warn', 'error', 'debug'];
+  const console = {};
+  LEVELS.forEach((name, level) => {
+    console[name] = function () {
+      native.console(level, format(arguments));
+    };
+  });
+  Object.defineProperty(global, 'console', { value: console, writable: true, configurable: true });
+
+  // ---- timers ---------------------------------------------------------------
+
+  // Timers are due at a time of the context's monotonic clock (native.now(),
+  // milliseconds). The host asks for the delay to the earliest one after each
+  // turn and calls runTimer() when it is due, so a sleeping context runs nothing.
+  const timers = new Map();
+  let nextId = 1;
+  let order = 0;
+
+  function addTimer(callback, delay, args, repeat) {
+    if (typeof callback !== 'function') {
+      throw new TypeError('the timer callback must be a function');
+    }
+    delay = Number(delay);
+    if (!(delay >= 0)) delay = 0;
+    if (repeat && delay < 1) delay = 1;
+    const id = nextId++;
+    timers.set(id, { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ });
+    return id;
+  }
+
+  function clearTimer(id) {
+    timers.delete(Number(id));
+  }
+
+  function earliest() {
+    let best = null;
+    let bestId = 0;
+    for (const [id, t] of timers) {
+      if (best === null || t.due < best.due || (t.due === best.due && t.order < best.order)) {
+        best = t;
+        bestId = id;
+      }
+    }
+    return best === null ? null : { id: bestId, timer: best };
+  }
+
+  const define = (name, fn) =>
+    Object.defineProperty(global, name, { value: fn, writable: true, configurable: true });
+  define('setTimeout', function setTimeout(callback, delay, ...args) {
+    return addTimer(callback, delay, args, false);
+  });
+  define('setInterval', function setInterval(callback, delay, ...args) {
+    return addTimer(callback, delay, args, true);
+  });
+  define('clearTimeout', function clearTimeout(id) {
+    clearTimer(id);
+  });
+  define('clearInterval', function clearInterval(id) {
+    clearTimer(id);
+  });
+  define('queueMicrotask', function queueMicrotask(callback) {
+    if (typeof callback !== 'function') {
+      throw new TypeError('queueMicrotask expects a function');
+    }
+    Promise.resolve().then(() => {
+      try {
+        callback();
+      } catch (e) {
+        reportError(e);
+      }
+    });
+  });
+
+  return {
+    reportError,
+    describeError,
+    onUncaughtError(observer) {
+      errorObservers.push(observer);
+    },
+    // Runs the earliest timer if it is due.
+    runTimer() {
+      const next = earliest();
+      if (next === null || next.timer.due > native.now()) return;
+      const { id, timer } = next;
+      if (timer.delay >= 0) {
+        timer.due = Math.max(timer.due + timer.delay, native.now());
+        timer.order = order++;
+      } else {
+        timers.delete(id);
+      }
+      try {
+        timer.callback.apply(undefined, timer.args);
+      } catch (e) {
+        reportError(e);
+      }
+    },
+    // Milliseconds until the earliest timer is due, or -1 when there is none.
+    nextTimerMs() {
+      const next = earliest();
+      if (next === null) return -1;
+      return Math.max(0, Math.ceil(next.timer.due - native.now()));
+    },
+    // Runs a project file as a CommonJS module body.
+    runCommonJs(fn, filename) {
+      const module = { exports: {}, id: filename, filename };
+      const dirname = filename.slice(0, filename.lastIndexOf('/')) || '/';
+      const require = function require(id) {
+        throw new Error("module '" + String(id) + "' is not defined, require args is '" + String(id) + "'");
+      };
+      fn.call(module.exports, module.exports, require, module, filename, dirname);
+      return module.exports;
+    },
+  };
+});

@@ -1,0 +1,182 @@
+// The main-thread role: App, getApp and the `wx` object of app.js.
+(function (native, common) {
+  'use strict';
+  const global = globalThis;
+  const define = (name, value) =>
+    Object.defineProperty(global, name, { value, writable: true, configurable: true });
+
+  // ---- App ------------------------------------------------------------------
+
+  let app;
+  let registered = false;
+  define('App', function App(options) {
+    if (registered) throw new Error('App() may be called only once');
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new TypeError('App() expects an object');
+    }
+    registered = true;
+    app = options === undefined ? {} : options;
+  });
+  define('getApp', function getApp() {
+    return app;
+  });
+
+  // App({ onError(msg) }) sees every uncaught main-thread error.
+  common.onUncaughtError(function (d, e) {
+    if (app && typeof app.onError === 'function') {
+      const text = e instanceof Error ? (d.name ? d.name + ': ' : '') + d.message + (d.stack ? '\n' + d.stack : '') : d.message;
+      app.onError.call(app, text);
+    }
+  });
+
+  // ---- Worker objects -------------------------------------------------------
+
+  const workers = new Map(); // id -> record, for workers whose events still matter
+  let current = null; // the record of the live worker, if any
+
+  function expectFunction(method, cb) {
+    if (typeof cb !== 'function') {
+      throw new TypeError('Worker.' + method + ' expects a function');
+    }
+  }
+
+  function makeWorker(id) {
+    const rec = { id, message: [], error: [], killed: [], state: 'live', reason: '' };
+    const w = {
+      postMessage(message) {
+        if (rec.state === 'terminated') throw new Error('worker was terminated');
+        if (rec.state === 'killed') throw new Error('worker was killed: ' + rec.reason);
+        native.postToWorker(id, message);
+      },
+      onMessage(callback) {
+        expectFunction('onMessage', callback);
+        rec.message.push(callback);
+      },
+      onError(callback) {
+        expectFunction('onError', callback);
+        rec.error.push(callback);
+      },
+      onProcessKilled(callback) {
+        expectFunction('onProcessKilled', callback);
+        rec.killed.push(callback);
+      },
+      terminate() {
+        if (rec.state === 'live') {
+          rec.state = 'terminated';
+          workers.delete(id);
+          if (current === rec) current = null;
+          native.terminateWorker(id);
+        }
+        return undefined;
+      },
+    };
+    workers.set(id, rec);
+    current = rec;
+    return w;
+  }
+
+  function callEach(callbacks, value) {
+    for (const callback of callbacks.slice()) {
+      try {
+        callback.call(undefined, value);
+      } catch (e) {
+        common.reportError(e);
+      }
+    }
+  }
+
+  // ---- wx -------------------------------------------------------------------
+
+  const SUPPORTED = new Set([
+    'createWorker',
+    'createWorker.object.useExperimentalWorker',
+    'Worker',
+    'Worker.postMessage',
+    'Worker.onMessage',
+    'Worker.onError',
+    'Worker.onProcessKilled',
+    'Worker.terminate',
+    'preDownloadSubpackage',
+    'canIUse',
+  ]);
+
+  const wxTarget = {
+    createWorker(scriptPath, options) {
+      if (typeof scriptPath !== 'string') {
+        throw new TypeError('createWorker: the script path must be a string');
+      }
+      if (options !== undefined && options !== null && typeof options === 'object' &&
+          'useExperimentalWorker' in options && typeof options.useExperimentalWorker !== 'boolean') {
+        throw new TypeError('createWorker: options.useExperimentalWorker must be a boolean');
+      }
+      return makeWorker(native.createWorker(scriptPath));
+    },
+    canIUse(name) {
+      return SUPPORTED.has(String(name).replace(/^wx\./, ''));
+    },
+    preDownloadSubpackage(options) {
+      const o = options || {};
+      const ok = o.packageType === 'workers';
+      const res = ok
+        ? { errMsg: 'preDownloadSubpackage:ok' }
+        : { errMsg: 'preDownloadSubpackage:fail only packageType "workers" is supported' };
+      Promise.resolve().then(() => {
+        if (ok && typeof o.success === 'function') o.success(res);
+        if (!ok && typeof o.fail === 'function') o.fail(res);
+        if (typeof o.complete === 'function') o.complete(res);
+      });
+      return { onProgressUpdate() {} };
+    },
+  };
+
+  const wx = new Proxy(wxTarget, {
+    get(target, key) {
+      if (typeof key === 'symbol' || Object.prototype.hasOwnProperty.call(target, key)) return target[key];
+      return function unsupported() {
+        throw new TypeError('wx.' + key + ' is not supported by this host');
+      };
+    },
+    has(target, key) {
+      return Object.prototype.hasOwnProperty.call(target, key);
+    },
+    set() {
+      return false;
+    },
+    defineProperty() {
+      return false;
+    },
+    deleteProperty() {
+      return false;
+    },
+  });
+  define('wx', wx);
+
+  const LAUNCH_OPTIONS = () => ({ path: '', query: {}, scene: 1001, referrerInfo: {} });
+
+  return {
+    // kind: 0 message, 1 error, 2 killed.
+    deliverWorkerEvent(id, kind, payload) {
+      const rec = workers.get(id);
+      if (rec === undefined || rec.state !== 'live') return;
+      if (kind === 0) {
+        callEach(rec.message, payload);
+      } else if (kind === 1) {
+        const res = { message: payload.message, stack: payload.stack, filename: payload.filename, lineno: payload.lineno };
+        if (rec.error.length === 0) native.unhandledWorkerError(id, payload);
+        else callEach(rec.error, res);
+      } else {
+        rec.state = 'killed';
+        rec.reason = payload.reason;
+        workers.delete(id);
+        if (current === rec) current = null;
+        callEach(rec.killed, { reason: payload.reason, message: payload.message });
+      }
+    },
+    callApp(hook) {
+      if (app && typeof app[hook] === 'function') app[hook].call(app, LAUNCH_OPTIONS());
+    },
+    listening() {
+      return current !== null && current.message.length > 0;
+    },
+  };
+});

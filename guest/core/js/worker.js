@@ -1,0 +1,43 @@
+// The worker role: the `worker` global of a mini-program Worker.
+(function (native, common) {
+  'use strict';
+  const listeners = [];
+
+  function expectFunction(method, cb) {
+    if (typeof cb !== 'function') {
+      throw new TypeError('worker.' + method + ' expects a function');
+    }
+  }
+
+  const worker = {
+    onMessage(callback) {
+      expectFunction('onMessage', callback);
+      listeners.push(callback);
+    },
+    postMessage(message) {
+      native.postMessage(message);
+    },
+    testOnProcessKilled() {
+      native.testKill();
+    },
+    getCameraFrameData() {
+      throw new Error('worker.getCameraFrameData is not supported by this host');
+    },
+  };
+  Object.defineProperty(globalThis, 'worker', { value: worker, writable: true, configurable: true });
+
+  return {
+    deliverMessage(message) {
+      for (const callback of listeners.slice()) {
+        try {
+          callback.call(undefined, message);
+        } catch (e) {
+          common.reportError(e);
+        }
+      }
+    },
+    listening() {
+      return listeners.length > 0;
+    },
+  };
+});

@@ -1,0 +1,350 @@
+//! One QuickJS context and the turns that drive it.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use javy::quickjs::context::EvalOptions;
+use javy::quickjs::{self, Ctx, Exception, Function, Object, Persistent, Value, qjs};
+
+/// The level of a `console` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
+}
+
+/// An exception no JavaScript code caught, described for the host.
+#[derive(Clone, Debug, Default)]
+pub struct JsError {
+    /// `error.name`, empty for a thrown non-Error.
+    pub name: String,
+    /// `String(error.message)`, or `String(value)` for a thrown non-Error.
+    pub message: String,
+    /// The stack trace with project-relative paths.
+    pub stack: String,
+    /// The project-relative file of the innermost frame, or empty.
+    pub filename: String,
+    /// The 1-based line in `filename`, or 0.
+    pub lineno: u32,
+}
+
+/// What the host needs after a turn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TurnState {
+    /// Milliseconds until the earliest timer is due.
+    pub next_timer_ms: Option<u64>,
+    /// Whether incoming messages have a listener.
+    pub listening: bool,
+}
+
+/// The host calls every context makes, as the component crate binds them.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Prints one console call (arguments already formatted and joined).
+    pub console: fn(Level, &str),
+    /// Reports an uncaught exception.
+    pub uncaught_error: fn(JsError),
+}
+
+/// One JavaScript context: a QuickJS runtime with the common and role preludes.
+pub struct Context {
+    // Field order matters: the persistent handles must go before the runtime.
+    common: Persistent<Object<'static>>,
+    role: Persistent<Object<'static>>,
+    hooks: Hooks,
+    runtime: javy::Runtime,
+}
+
+/// The garbage collector runs after this many bytes of new allocations
+/// (javy's default never runs it, so cyclic garbage would pile up to the cap).
+const GC_THRESHOLD: usize = 4 << 20;
+
+fn now_ms() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+/// Throws a JavaScript `Error` with `message` (for natives that refuse).
+pub fn throw_error(ctx: &Ctx<'_>, message: &str) -> quickjs::Error {
+    Exception::throw_message(ctx, message)
+}
+
+impl Context {
+    /// Creates the runtime, runs the common prelude and then `role_prelude`.
+    /// `install` adds the role's natives to the object the role prelude gets.
+    pub fn new(
+        hooks: Hooks,
+        role_prelude: &str,
+        install: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> quickjs::Result<()>,
+    ) -> Result<Self, String> {
+        let mut config = javy::Config::default();
+        config
+            .text_encoding(true)
+            .weak_ref(true)
+            .performance(true)
+            .gc_threshold(GC_THRESHOLD);
+        let runtime = javy::Runtime::new(config).map_err(|e| e.to_string())?;
+        let (common, role) = runtime
+            .context()
+            .with(|ctx| -> quickjs::Result<_> {
+                install_rejection_tracker(&ctx);
+                remove_globals(&ctx)?;
+                let natives = common_natives(&ctx, hooks)?;
+                let common: Object =
+                    eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;
+                let role_natives = Object::new(ctx.clone())?;
+                install(&ctx, &role_natives)?;
+                let role: Object =
+                    eval_prelude(&ctx, "role", role_prelude)?.call((role_natives, common.clone()))?;
+                Ok((Persistent::save(&ctx, common), Persistent::save(&ctx, role)))
+            })
+            .map_err(|e| format!("setting up the JavaScript context failed: {e}"))?;
+        Ok(Context {
+            common,
+            role,
+            hooks,
+            runtime,
+        })
+    }
+
+    /// Runs one turn: `macrotask`, then a microtask checkpoint. Exceptions that
+    /// escape either are reported; the state for the host comes back.
+    pub fn turn<F>(&self, macrotask: F) -> TurnState
+    where
+        F: for<'js> FnOnce(&Ctx<'js>, &Object<'js>, &Object<'js>) -> quickjs::Result<()>,
+    {
+        self.runtime.context().with(|ctx| {
+            let (common, role) = match (self.common.clone().restore(&ctx), self.role.clone().restore(&ctx)) {
+                (Ok(c), Ok(r)) => (c, r),
+                _ => {
+                    (self.hooks.uncaught_error)(JsError {
+                        message: "the context's preludes are gone".into(),
+                        ..JsError::default()
+                    });
+                    return TurnState::default();
+                }
+            };
+            if let Err(e) = macrotask(&ctx, &common, &role) {
+                self.report(&ctx, &common, e);
+            }
+            self.checkpoint(&ctx, &common);
+            let next: f64 = common
+                .get::<_, Function>("nextTimerMs")
+                .and_then(|f| f.call(()))
+                .unwrap_or(-1.0);
+            let listening: bool = role
+                .get::<_, Function>("listening")
+                .and_then(|f| f.call(()))
+                .unwrap_or(false);
+            TurnState {
+                next_timer_ms: (next >= 0.0).then_some(next as u64),
+                listening,
+            }
+        })
+    }
+
+    /// Runs the entry file as the first turn (a CommonJS module body).
+    pub fn start(&self, filename: &str, source: &str) -> TurnState {
+        self.turn(|ctx, common, _| {
+            let f = compile_commonjs(ctx, filename, source)?;
+            common
+                .get::<_, Function>("runCommonJs")?
+                .call::<_, Value>((f, filename))?;
+            Ok(())
+        })
+    }
+
+    /// Runs the earliest due timer, if any, as a turn.
+    pub fn run_timer(&self) -> TurnState {
+        self.turn(|_, common, _| common.get::<_, Function>("runTimer")?.call(()))
+    }
+
+    /// Runs every pending job; each job's escaping exception is reported, and
+    /// then every promise that is still rejected with no handler.
+    fn checkpoint<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>) {
+        loop {
+            // SAFETY: the context is locked by `with`, which this runs inside;
+            // QuickJS runs the job on this runtime's only context.
+            let ran = unsafe {
+                let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+                let mut job_ctx = std::ptr::null_mut();
+                qjs::JS_ExecutePendingJob(rt, &mut job_ctx)
+            };
+            match ran {
+                0 => {
+                    let rejected = take_unhandled_rejections(ctx);
+                    if rejected.is_empty() {
+                        break;
+                    }
+                    for reason in rejected {
+                        self.report_value(ctx, common, reason);
+                    }
+                }
+                r if r < 0 => {
+                    let value = ctx.catch();
+                    self.report_value(ctx, common, value);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn report<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>, error: quickjs::Error) {
+        if error.is_exception() {
+            let value = ctx.catch();
+            self.report_value(ctx, common, value);
+        } else {
+            (self.hooks.uncaught_error)(JsError {
+                name: "InternalError".into(),
+                message: error.to_string(),
+                ..JsError::default()
+            });
+        }
+    }
+
+    fn report_value<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>, value: Value<'js>) {
+        let reported = common
+            .get::<_, Function>("reportError")
+            .and_then(|f| f.call::<_, ()>((value,)));
+        if let Err(e) = reported {
+            let detail = if e.is_exception() {
+                format!("{:?}", ctx.catch())
+            } else {
+                e.to_string()
+            };
+            (self.hooks.uncaught_error)(JsError {
+                name: "InternalError".into(),
+                message: format!("reporting an uncaught error failed: {detail}"),
+                ..JsError::default()
+            });
+        }
+    }
+}
+
+/// Compiles a project file as the body of a CommonJS wrapper function. The
+/// wrapper's head shares the file's first line, so line numbers stay true.
+fn compile_commonjs<'js>(ctx: &Ctx<'js>, filename: &str, source: &str) -> quickjs::Result<Function<'js>> {
+    let wrapped = format!("(function (exports, require, module, __filename, __dirname) {{{source}\n}})");
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options.filename = Some(filename.to_owned());
+    ctx.eval_with_options(wrapped, options)
+}
+
+fn eval_prelude<'js>(ctx: &Ctx<'js>, name: &str, source: &str) -> quickjs::Result<Function<'js>> {
+    let mut options = EvalOptions::default();
+    options.filename = Some(format!("<miniworker:{name}>"));
+    ctx.eval_with_options(source, options)
+}
+
+/// Globals javy adds that no mini-program context has.
+fn remove_globals(ctx: &Ctx<'_>) -> quickjs::Result<()> {
+    let globals = ctx.globals();
+    for name in ["Javy", "console"] {
+        globals.remove(name)?;
+    }
+    Ok(())
+}
+
+fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'js>> {
+    let natives = Object::new(ctx.clone())?;
+    natives.set(
+        "console",
+        Function::new(
+            ctx.clone(),
+            move |level: u32, text: quickjs::String<'js>| -> quickjs::Result<()> {
+                let level = match level {
+                    1 => Level::Info,
+                    2 => Level::Warn,
+                    3 => Level::Error,
+                    4 => Level::Debug,
+                    _ => Level::Log,
+                };
+                (hooks.console)(level, &text.to_string()?);
+                Ok(())
+            },
+        )?,
+    )?;
+    natives.set(
+        "uncaughtError",
+        Function::new(ctx.clone(), move |d: Object<'js>| -> quickjs::Result<()> {
+            (hooks.uncaught_error)(JsError {
+                name: d.get("name")?,
+                message: d.get("message")?,
+                stack: d.get("stack")?,
+                filename: d.get("filename")?,
+                lineno: d.get::<_, f64>("lineno")? as u32,
+            });
+            Ok(())
+        })?,
+    )?;
+    natives.set("now", Function::new(ctx.clone(), now_ms)?)?;
+    Ok(natives)
+}
+
+// ---- unhandled rejections ------------------------------------------------------
+
+thread_local! {
+    /// Promises rejected with no handler during this checkpoint, with their
+    /// reasons, each holding a reference; a later handler removes its entry.
+    static UNHANDLED: RefCell<Vec<(qjs::JSValue, qjs::JSValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn install_rejection_tracker(ctx: &Ctx<'_>) {
+    // SAFETY: the runtime outlives the tracker registration; the callback only
+    // duplicates and frees values of that runtime.
+    unsafe {
+        let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+        qjs::JS_SetHostPromiseRejectionTracker(rt, Some(track_rejection), std::ptr::null_mut());
+    }
+}
+
+unsafe extern "C" fn track_rejection(
+    ctx: *mut qjs::JSContext,
+    promise: qjs::JSValue,
+    reason: qjs::JSValue,
+    is_handled: bool,
+    _opaque: *mut std::ffi::c_void,
+) {
+    // SAFETY: QuickJS passes live values of `ctx`; each one kept is duplicated
+    // here and freed exactly once, here or in `take_unhandled_rejections`.
+    unsafe {
+        let key = qjs::JS_VALUE_GET_PTR(promise);
+        UNHANDLED.with(|list| {
+            let mut list = list.borrow_mut();
+            if is_handled {
+                if let Some(i) = list.iter().position(|(p, _)| qjs::JS_VALUE_GET_PTR(*p) == key) {
+                    let (p, r) = list.remove(i);
+                    qjs::JS_FreeValue(ctx, p);
+                    qjs::JS_FreeValue(ctx, r);
+                }
+            } else {
+                list.push((qjs::JS_DupValue(ctx, promise), qjs::JS_DupValue(ctx, reason)));
+            }
+        });
+    }
+}
+
+fn take_unhandled_rejections<'js>(ctx: &Ctx<'js>) -> Vec<Value<'js>> {
+    let taken = UNHANDLED.with(|list| std::mem::take(&mut *list.borrow_mut()));
+    taken
+        .into_iter()
+        .map(|(promise, reason)| {
+            // SAFETY: both values were duplicated by the tracker; the reason's
+            // reference moves into the `Value`, the promise's is freed.
+            unsafe {
+                qjs::JS_FreeValue(ctx.as_raw().as_ptr(), promise);
+                Value::from_raw(ctx.clone(), reason)
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,89 @@
+//! The main-thread component: the `main` world (`app.js` with `App`, `getApp`
+//! and `wx`) over the shared guest library.
+
+use miniworker_guest::quickjs::{Ctx, Function, Object, Result, Value};
+use miniworker_guest::{codec, throw_error};
+
+wit_bindgen::generate!({ world: "main", path: "../../wit" });
+
+use exports::miniworker::sandbox::main_events::{self, WorkerEvent};
+use miniworker::sandbox::main_host;
+
+struct Component;
+export!(Component);
+
+miniworker_guest::component_glue!(miniworker_guest::MAIN_PRELUDE, install_natives);
+
+/// The natives `js/main.js` builds `wx` and the `Worker` objects on.
+fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
+    natives.set(
+        "createWorker",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, path: String| -> Result<u32> {
+            main_host::create_worker(&path).map_err(|e| throw_error(&ctx, &format!("createWorker: {e}")))
+        })?,
+    )?;
+    natives.set(
+        "postToWorker",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, id: u32, value: Value<'js>| -> Result<()> {
+                let data = codec::encode(&ctx, value)?;
+                main_host::post_to_worker(id, &data).map_err(|e| throw_error(&ctx, &e))
+            },
+        )?,
+    )?;
+    natives.set(
+        "terminateWorker",
+        Function::new(ctx.clone(), main_host::terminate_worker)?,
+    )?;
+    natives.set(
+        "unhandledWorkerError",
+        Function::new(ctx.clone(), |id: u32, d: Object<'js>| -> Result<()> {
+            let error = miniworker::sandbox::types::JsError {
+                name: d.get("name").unwrap_or_default(),
+                message: d.get("message")?,
+                stack: d.get("stack")?,
+                filename: d.get("filename")?,
+                lineno: d.get("lineno")?,
+            };
+            main_host::unhandled_worker_error(id, &error);
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+impl main_events::Guest for Component {
+    fn deliver_worker_event(id: u32, event: WorkerEvent) -> miniworker::sandbox::types::TurnState {
+        with_context(|cx| {
+            cx.turn(|ctx, _, role| {
+                let deliver: Function = role.get("deliverWorkerEvent")?;
+                match event {
+                    WorkerEvent::Message(data) => deliver.call((id, 0, codec::decode(ctx, &data)?)),
+                    WorkerEvent::Error(e) => {
+                        let o = Object::new(ctx.clone())?;
+                        o.set("name", e.name)?;
+                        o.set("message", e.message)?;
+                        o.set("stack", e.stack)?;
+                        o.set("filename", e.filename)?;
+                        o.set("lineno", e.lineno)?;
+                        deliver.call((id, 1, o))
+                    }
+                    WorkerEvent::Killed(k) => {
+                        let o = Object::new(ctx.clone())?;
+                        o.set("reason", k.reason)?;
+                        o.set("message", k.message)?;
+                        deliver.call((id, 2, o))
+                    }
+                }
+            })
+        })
+    }
+
+    fn launch() -> miniworker::sandbox::types::TurnState {
+        with_context(|cx| {
+            cx.turn(|_, _, role| role.get::<_, Function>("callApp")?.call(("onLaunch",)));
+            cx.turn(|_, _, role| role.get::<_, Function>("callApp")?.call(("onShow",)))
+        })
+    }
+}

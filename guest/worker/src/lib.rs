@@ -1,0 +1,39 @@
+//! The worker component: the `worker` world over the shared guest library.
+//! It imports nothing but `context` and `worker-host`, so worker code cannot
+//! reach `wx`, files, or another context.
+
+use miniworker_guest::quickjs::{Ctx, Function, Object, Result, Value};
+use miniworker_guest::{codec, throw_error};
+
+wit_bindgen::generate!({ world: "worker", path: "../../wit" });
+
+use miniworker::sandbox::worker_host;
+
+struct Component;
+export!(Component);
+
+miniworker_guest::component_glue!(miniworker_guest::WORKER_PRELUDE, install_natives);
+
+/// The natives `js/worker.js` builds the `worker` global on.
+fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
+    natives.set(
+        "postMessage",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| -> Result<()> {
+            let data = codec::encode(&ctx, value)?;
+            worker_host::post_message(&data).map_err(|e| throw_error(&ctx, &e))
+        })?,
+    )?;
+    natives.set("testKill", Function::new(ctx.clone(), worker_host::test_kill)?)?;
+    Ok(())
+}
+
+impl exports::miniworker::sandbox::worker_events::Guest for Component {
+    fn deliver_message(data: Vec<u8>) -> miniworker::sandbox::types::TurnState {
+        with_context(|cx| {
+            cx.turn(|ctx, _, role| {
+                let message = codec::decode(ctx, &data)?;
+                role.get::<_, Function>("deliverMessage")?.call((message,))
+            })
+        })
+    }
+}

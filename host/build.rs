@@ -1,0 +1,38 @@
+//! Embeds the guest components built by `make guest` (and the machine code
+//! `make precompile` made of them) into the host.
+
+use std::path::PathBuf;
+
+const COMPONENTS: [&str; 2] = ["miniworker_worker", "miniworker_main"];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let dir = std::env::var_os("MINIWORKER_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../target/guest"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-env-changed=MINIWORKER_GUEST_DIR");
+    for name in COMPONENTS {
+        let wasm = dir.join(format!("{name}.wasm"));
+        let cwasm = dir.join(format!("{name}.cwasm"));
+        println!("cargo:rerun-if-changed={}", wasm.display());
+        println!("cargo:rerun-if-changed={}", cwasm.display());
+        if !wasm.is_file() {
+            panic!(
+                "\n\nthe guest component {} is missing.\n\
+                 Build the guest first: `make guest` (or `make build`, which does everything).\n",
+                wasm.display()
+            );
+        }
+        std::fs::copy(&wasm, out.join(format!("{name}.wasm"))).expect("copy the guest component");
+        if cwasm.is_file() {
+            std::fs::copy(&cwasm, out.join(format!("{name}.cwasm"))).expect("copy the precompiled component");
+        } else {
+            println!(
+                "cargo:warning={} is missing: the host will compile the guest at start-up (run `make precompile`)",
+                cwasm.display()
+            );
+            std::fs::write(out.join(format!("{name}.cwasm")), b"").expect("write an empty placeholder");
+        }
+    }
+}

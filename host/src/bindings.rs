@@ -1,0 +1,28 @@
+//! The host side of the WIT package (`wit/`): the only `bindgen!` calls.
+
+/// The `worker` world: what a worker component imports and exports.
+pub mod worker {
+    wasmtime::component::bindgen!({
+        world: "worker",
+        path: "../wit",
+        imports: {
+            // `testOnProcessKilled` ends the worker with a trap of our own type.
+            "miniworker:sandbox/worker-host.test-kill": trappable,
+        },
+    });
+}
+
+/// The `main` world: the JavaScript main thread (`app.js`).
+pub mod main {
+    wasmtime::component::bindgen!({
+        world: "main",
+        path: "../wit",
+        with: {
+            // Shared with the worker world, so one host impl serves both.
+            "miniworker:sandbox/types": super::worker::miniworker::sandbox::types,
+            "miniworker:sandbox/context": super::worker::miniworker::sandbox::context,
+        },
+    });
+}
+
+pub use worker::miniworker::sandbox::types::{JsError as WitJsError, LogLevel, TurnState};

@@ -1,0 +1,23 @@
+//! `miniworker:sandbox/context`: console lines and uncaught errors.
+
+use super::{HostState, Role};
+use crate::bindings::worker::miniworker::sandbox::{context, types};
+use crate::bindings::{LogLevel, WitJsError};
+use crate::program::Event;
+
+impl types::Host for HostState {}
+
+impl context::Host for HostState {
+    fn console(&mut self, level: LogLevel, text: String) {
+        self.program.console(self.role, level.into(), text);
+    }
+
+    fn uncaught_error(&mut self, error: WitJsError) {
+        match self.role {
+            Role::Main => self.program.main_uncaught_error(error.into()),
+            Role::Worker(id) => {
+                self.program.push_from_worker(id, Event::Error(error.into()));
+            }
+        }
+    }
+}

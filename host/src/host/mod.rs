@@ -1,0 +1,56 @@
+//! The host side of each WIT interface, one file per interface, all on the
+//! data of one store ([`HostState`]).
+
+mod context;
+mod main_host;
+mod worker_host;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::program::Program;
+
+pub(crate) use worker_host::TestKill;
+
+/// Which context a store runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The JavaScript main thread (`app.js`).
+    Main,
+    /// Worker number `id` of the mini-program.
+    Worker(u32),
+}
+
+/// The data of one store: one JavaScript context of one mini-program.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) program: Arc<Program>,
+    pub(crate) role: Role,
+    /// Set, then the engine epoch bumped, to stop this store's guest.
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+impl HostState {
+    pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>) -> HostState {
+        HostState {
+            wasi: crate::wasi::deny_all(),
+            table: ResourceTable::new(),
+            program,
+            role,
+            stop,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

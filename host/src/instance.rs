@@ -1,0 +1,136 @@
+//! The public face of a mini-program instance: run its `app.js`, or be its
+//! main thread from Rust.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, JsError, KillReason, Result};
+use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
+use crate::project::{Project, ProjectError};
+use crate::runtime::Runtime;
+
+/// Options of [`MiniProgram::run`].
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Stop the run after this long (exit code 124).
+    pub timeout: Option<Duration>,
+}
+
+/// What a [`MiniProgram::run`] came to.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Messages discarded: queued toward a worker that ended, or left
+    /// without a listener at exit.
+    pub discarded_messages: u64,
+}
+
+/// One mini-program instance: a main thread and at most one worker. Dropping
+/// it terminates its worker.
+pub struct MiniProgram {
+    program: Arc<Program>,
+}
+
+impl MiniProgram {
+    /// An instance of `project` whose main thread is the calling Rust code:
+    /// worker console lines arrive as [`WorkerEvent::Console`], nothing is printed.
+    pub fn new(runtime: &Runtime, project: Project) -> MiniProgram {
+        MiniProgram {
+            program: Program::new(runtime, project, Output::Events),
+        }
+    }
+
+    /// Runs the project's `app.js` as the JavaScript main thread until the
+    /// mini-program is quiescent (SPEC section 7), printing console lines on
+    /// stdout and diagnostics on stderr, as `miniworker run` does.
+    pub fn run(runtime: &Runtime, project: Project, options: &RunOptions) -> Result<RunReport> {
+        let source = project
+            .app_js()
+            .map_err(|p| Error::Project(ProjectError { problems: vec![p] }))?;
+        let program = Program::new(runtime, project, Output::Print);
+        let deadline = options.timeout.map(|t| Instant::now() + t);
+        let status = program.run_main(&source, deadline);
+        Ok(RunReport {
+            status,
+            discarded_messages: program.discarded(),
+        })
+    }
+
+    /// `wx.createWorker(script_path)`: starts a worker, or fails when the path
+    /// is refused or a worker is already running.
+    pub fn create_worker(&self, script_path: &str) -> Result<Worker> {
+        let id = self.program.create_worker(script_path)?;
+        Ok(Worker {
+            program: self.program.clone(),
+            id,
+        })
+    }
+
+    /// Messages discarded so far.
+    pub fn discarded_messages(&self) -> u64 {
+        self.program.discarded()
+    }
+}
+
+impl Drop for MiniProgram {
+    fn drop(&mut self) {
+        self.program.shut_down();
+    }
+}
+
+/// An event of a worker, in the order it happened in the worker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WorkerEvent {
+    /// `worker.postMessage(value)`.
+    Message(serde_json::Value),
+    /// A console line of the worker.
+    Console {
+        /// The console method.
+        level: ConsoleLevel,
+        /// The arguments, formatted and joined by spaces.
+        text: String,
+    },
+    /// An uncaught exception or unhandled rejection in the worker.
+    Error(JsError),
+    /// The worker was killed; no event follows.
+    Killed {
+        /// Why.
+        reason: KillReason,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+/// A handle on a running worker, for a Rust main thread.
+pub struct Worker {
+    program: Arc<Program>,
+    id: u32,
+}
+
+impl Worker {
+    /// `postMessage(value)`: queues a copy for the worker's `onMessage` listeners.
+    pub fn post_message(&self, value: &serde_json::Value) -> Result<()> {
+        self.program.post_to_worker(self.id, crate::codec::encode(value))
+    }
+
+    /// The worker's next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<WorkerEvent>> {
+        let Some(event) = self.program.recv_from_worker(self.id, timeout) else {
+            return Ok(None);
+        };
+        Ok(Some(match event {
+            Event::Message(data) => WorkerEvent::Message(crate::codec::decode(&data)?),
+            Event::Console(level, text) => WorkerEvent::Console { level, text },
+            Event::Error(e) => WorkerEvent::Error(e),
+            Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },
+        }))
+    }
+
+    /// `terminate()`: stops the worker and frees the slot at once. Returns
+    /// how many messages toward it were discarded. Idempotent.
+    pub fn terminate(&self) -> usize {
+        self.program.terminate_worker(self.id)
+    }
+}

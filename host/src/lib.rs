@@ -1,0 +1,73 @@
+//! miniworker runs mini-program *Worker* JavaScript inside a WebAssembly
+//! sandbox.
+//!
+//! # Overview
+//!
+//! A mini-program project names a workers directory in `app.json`; its main
+//! thread calls `wx.createWorker('workers/request/index.js')` and talks with
+//! the worker through `postMessage` / `onMessage`. miniworker runs each
+//! JavaScript context (the worker, and optionally `app.js` as the main thread)
+//! in QuickJS compiled to a WebAssembly component, one [Wasmtime] store per
+//! context on a thread of its own, and routes messages between them.
+//!
+//! - [`Runtime`]: the engine and the compiled guest components, shared by
+//!   every mini-program in the process.
+//! - [`Project`]: a checked project on disk (`app.json`, the workers directory).
+//! - [`MiniProgram`]: one instance; [`MiniProgram::run`] runs its `app.js`,
+//!   [`MiniProgram::create_worker`] makes the calling Rust code its main thread.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use miniworker::{MiniProgram, Project, Runtime, WorkerEvent};
+//!
+//! let runtime = Runtime::new()?;
+//! let program = MiniProgram::new(&runtime, Project::open("examples/hello")?);
+//! let worker = program.create_worker("workers/request/index.js")?;
+//! worker.post_message(&serde_json::json!({ "msg": "hello worker" }))?;
+//! while let Some(event) = worker.recv_timeout(Duration::from_secs(1))? {
+//!     if let WorkerEvent::Message(reply) = event {
+//!         println!("{reply}");
+//!         break;
+//!     }
+//! }
+//! # Ok::<(), miniworker::Error>(())
+//! ```
+//!
+//! # Security model
+//!
+//! - **Files**: the project root is opened once, as a capability
+//!   ([`Project::open`] is the only use of ambient authority). Worker code
+//!   reads nothing itself: the host reads entry files through the root's
+//!   [`cap_std::fs::Dir`], refusing symlinks at every path step, anything but
+//!   regular `.js` files of at most 16 MiB, and paths that normalise outside
+//!   the workers directory.
+//! - **Imports**: the worker component imports only the package's own
+//!   `context` and `worker-host` interfaces (it cannot name `wx`), plus the
+//!   WASI interfaces its toolchain links in; the host links every one of those
+//!   to a context that grants nothing (no preopened directory, empty
+//!   environment and arguments, closed stdin, discarded stdout/stderr).
+//! - **Isolation**: each context has its own store and linear memory; a trap
+//!   ends only that context's store. `terminate()` interrupts a guest even in
+//!   an endless loop (epoch interruption).
+//!
+//! [Wasmtime]: https://wasmtime.dev
+
+#![deny(missing_docs)]
+
+mod bindings;
+mod codec;
+mod error;
+mod host;
+mod instance;
+mod program;
+mod project;
+mod resolve;
+mod runtime;
+mod wasi;
+
+pub use error::{Error, JsError, KillReason, Result};
+pub use instance::{MiniProgram, RunOptions, RunReport, Worker, WorkerEvent};
+pub use program::{ConsoleLevel, ExitStatus};
+pub use project::{Project, ProjectError};
+pub use runtime::Runtime;
+pub use wasi::ALLOWED_WASI_IMPORTS;

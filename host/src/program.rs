@@ -1,0 +1,653 @@
+//! Mini-program instances and the worker lifecycle.
+//!
+//! A [`Program`] is the state one mini-program's contexts share: the queue of
+//! worker events toward the main thread, and the one worker slot with its
+//! inbox. Each context runs on a thread of its own (the worker on a new
+//! thread, the main thread on the caller's), one turn at a time; they meet
+//! only under the program's lock, which is never held while a guest runs.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::bindings::{LogLevel, TurnState, WitJsError};
+use crate::error::{Error, JsError, KillReason, Result};
+use crate::host::{HostState, Role, TestKill};
+use crate::project::Project;
+use crate::runtime::{Runtime, RuntimeInner};
+
+/// Native stack of a worker thread: Wasmtime's guest stack plus room for the
+/// host frames below it.
+const WORKER_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
+
+/// The level of a console line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsoleLevel {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
+}
+
+impl From<LogLevel> for ConsoleLevel {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Log => ConsoleLevel::Log,
+            LogLevel::Info => ConsoleLevel::Info,
+            LogLevel::Warn => ConsoleLevel::Warn,
+            LogLevel::Error => ConsoleLevel::Error,
+            LogLevel::Debug => ConsoleLevel::Debug,
+        }
+    }
+}
+
+impl From<WitJsError> for JsError {
+    fn from(e: WitJsError) -> Self {
+        JsError {
+            name: e.name,
+            message: e.message,
+            stack: e.stack,
+            filename: e.filename,
+            lineno: e.lineno,
+        }
+    }
+}
+
+impl From<JsError> for WitJsError {
+    fn from(e: JsError) -> Self {
+        WitJsError {
+            name: e.name,
+            message: e.message,
+            stack: e.stack,
+            filename: e.filename,
+            lineno: e.lineno,
+        }
+    }
+}
+
+/// One event of a worker, in the order it happened in the worker.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Message(Vec<u8>),
+    Console(ConsoleLevel, String),
+    Error(JsError),
+    Killed(KillReason, String),
+}
+
+/// Where console lines and diagnostics go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// `miniworker run`: console lines on stdout with `[main] `/`[worker] `,
+    /// diagnostics on stderr.
+    Print,
+    /// Library mode: worker console lines are events; nothing is printed.
+    Events,
+}
+
+pub(crate) struct Program {
+    pub(crate) runtime: Arc<RuntimeInner>,
+    project: Project,
+    output: Output,
+    state: Mutex<State>,
+    /// Wakes the main thread: a worker event, a worker going idle, a timeout.
+    main_cv: Condvar,
+    /// Wakes the worker: a message, a terminate.
+    worker_cv: Condvar,
+    /// Uncaught main-thread errors so far.
+    main_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u32,
+    worker: Option<Slot>,
+    /// Worker events toward the main thread, with the worker id and arrival time.
+    to_main: VecDeque<(u32, Instant, Event)>,
+    /// The last worker that ended, and how (for `post_to_worker` after it).
+    ended: Option<(u32, Error)>,
+    /// Messages discarded so far (toward a terminated or killed worker, or
+    /// left without a listener at exit).
+    discarded: u64,
+    timed_out: bool,
+}
+
+/// The one live worker.
+struct Slot {
+    id: u32,
+    inbox: VecDeque<(Instant, Vec<u8>)>,
+    listening: bool,
+    /// Running a turn (or not started yet).
+    busy: bool,
+    timer_due: Option<Instant>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        !self.busy && self.timer_due.is_none() && (self.inbox.is_empty() || !self.listening)
+    }
+}
+
+enum WorkerJob {
+    Message(Vec<u8>),
+    Timer,
+    Stop,
+}
+
+fn due_after(ms: Option<u64>) -> Option<Instant> {
+    ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+impl Program {
+    pub(crate) fn new(runtime: &Runtime, project: Project, output: Output) -> Arc<Program> {
+        Arc::new(Program {
+            runtime: runtime.inner.clone(),
+            project,
+            output,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+            main_cv: Condvar::new(),
+            worker_cv: Condvar::new(),
+            main_errors: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a host bug; the state stays usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- diagnostics and console ----------------------------------------------
+
+    /// One line of the host's own diagnostics (stderr in `run`).
+    pub(crate) fn diagnostic(&self, text: &str) {
+        match self.output {
+            Output::Print => eprintln!("{text}"),
+            Output::Events => tracing::info!("{text}"),
+        }
+    }
+
+    pub(crate) fn console(&self, role: Role, level: ConsoleLevel, text: String) {
+        match (self.output, role) {
+            (Output::Print, Role::Main) => print_console("[main] ", &text),
+            (Output::Print, Role::Worker(_)) => print_console("[worker] ", &text),
+            (Output::Events, Role::Worker(id)) => {
+                self.push_from_worker(id, Event::Console(level, text));
+            }
+            (Output::Events, Role::Main) => tracing::info!("[main] {text}"),
+        }
+    }
+
+    pub(crate) fn main_uncaught_error(&self, error: JsError) {
+        self.main_errors.fetch_add(1, Ordering::Relaxed);
+        self.diagnostic(&format!("Uncaught {error}"));
+    }
+
+    // ---- the worker slot ---------------------------------------------------------
+
+    /// `createWorker`: checks the path and the one-worker rule, then starts
+    /// the worker on a thread of its own.
+    pub(crate) fn create_worker(self: &Arc<Self>, script: &str) -> Result<u32> {
+        let (path, source) = self.project.worker_script(script).map_err(Error::BadScript)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let id = {
+            let mut st = self.lock();
+            if st.worker.is_some() {
+                return Err(Error::WorkerLimit);
+            }
+            let id = st.next_id;
+            st.next_id += 1;
+            st.worker = Some(Slot {
+                id,
+                inbox: VecDeque::new(),
+                listening: false,
+                busy: true,
+                timer_due: None,
+                stop: stop.clone(),
+            });
+            id
+        };
+        let program = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("miniworker-worker-{id}"))
+            .stack_size(WORKER_THREAD_STACK)
+            .spawn(move || program.worker_thread(id, path, source, stop));
+        if let Err(e) = spawned {
+            self.lock().worker = None;
+            return Err(Error::Engine(format!("cannot start the worker thread: {e}")));
+        }
+        Ok(id)
+    }
+
+    /// Queues a message toward worker `id`.
+    pub(crate) fn post_to_worker(&self, id: u32, data: Vec<u8>) -> Result<()> {
+        let mut st = self.lock();
+        match st.worker.as_mut() {
+            Some(slot) if slot.id == id => {
+                slot.inbox.push_back((Instant::now(), data));
+                self.worker_cv.notify_all();
+                Ok(())
+            }
+            _ => Err(match &st.ended {
+                Some((ended, Error::Killed(reason))) if *ended == id => Error::Killed(*reason),
+                _ => Error::Terminated,
+            }),
+        }
+    }
+
+    /// `terminate()`: frees the slot at once and stops the worker's guest,
+    /// even inside `while (true) {}`. Returns how many messages toward it
+    /// were discarded. Idempotent.
+    pub(crate) fn terminate_worker(&self, id: u32) -> usize {
+        let discarded = {
+            let mut st = self.lock();
+            let Some(slot) = st.worker.take_if(|s| s.id == id) else {
+                return 0;
+            };
+            slot.stop.store(true, Ordering::Release);
+            st.to_main.retain(|(from, _, _)| *from != id);
+            st.ended = Some((id, Error::Terminated));
+            st.discarded += slot.inbox.len() as u64;
+            slot.inbox.len()
+        };
+        self.runtime.interrupt();
+        self.worker_cv.notify_all();
+        self.main_cv.notify_all();
+        if discarded > 0 {
+            self.diagnostic(&format!(
+                "miniworker: {discarded} message(s) queued toward the terminated worker were discarded"
+            ));
+        }
+        discarded
+    }
+
+    /// Queues an event of worker `id` toward the main thread; false when that
+    /// worker is no longer the live one (its events are dropped).
+    pub(crate) fn push_from_worker(&self, id: u32, event: Event) -> bool {
+        let mut st = self.lock();
+        if st.worker.as_ref().is_none_or(|s| s.id != id) {
+            return false;
+        }
+        st.to_main.push_back((id, Instant::now(), event));
+        self.main_cv.notify_all();
+        true
+    }
+
+    fn worker_killed(&self, id: u32, reason: KillReason, message: String) {
+        let mut st = self.lock();
+        let Some(slot) = st.worker.take_if(|s| s.id == id) else {
+            return;
+        };
+        st.discarded += slot.inbox.len() as u64;
+        st.ended = Some((id, Error::Killed(reason)));
+        st.to_main
+            .push_back((id, Instant::now(), Event::Killed(reason, message.clone())));
+        drop(st);
+        self.main_cv.notify_all();
+        self.diagnostic(&format!("miniworker: worker killed ({reason}): {message}"));
+    }
+
+    /// Records the state a worker turn ended with; the worker is idle until
+    /// its next job.
+    fn worker_turn_done(&self, id: u32, state: TurnState) {
+        let mut st = self.lock();
+        if let Some(slot) = st.worker.as_mut().filter(|s| s.id == id) {
+            slot.busy = false;
+            slot.listening = state.listening;
+            slot.timer_due = due_after(state.next_timer_ms);
+            self.main_cv.notify_all();
+        }
+    }
+
+    /// Waits for worker `id`'s next turn: the earlier of its first message
+    /// (when it has a listener) and its due timer.
+    fn next_worker_job(&self, id: u32) -> WorkerJob {
+        let mut st = self.lock();
+        loop {
+            let Some(slot) = st.worker.as_mut().filter(|s| s.id == id) else {
+                return WorkerJob::Stop;
+            };
+            let now = Instant::now();
+            let message_at = slot.inbox.front().filter(|_| slot.listening).map(|(at, _)| *at);
+            let timer_ready = slot.timer_due.filter(|due| *due <= now);
+            match (message_at, timer_ready) {
+                (Some(at), Some(due)) if due <= at => {}
+                (Some(_), _) => {
+                    slot.busy = true;
+                    let data = slot.inbox.pop_front().map(|(_, data)| data).unwrap_or_default();
+                    return WorkerJob::Message(data);
+                }
+                (None, Some(_)) => {}
+                (None, None) => {
+                    let timeout = slot.timer_due.map(|due| due - now);
+                    st = wait(&self.worker_cv, st, timeout);
+                    continue;
+                }
+            }
+            slot.busy = true;
+            slot.timer_due = None;
+            return WorkerJob::Timer;
+        }
+    }
+
+    fn worker_thread(self: Arc<Self>, id: u32, path: String, source: String, stop: Arc<AtomicBool>) {
+        if let Err(e) = self.run_worker(id, &path, &source, stop.clone()) {
+            if stop.load(Ordering::Acquire) {
+                return; // terminated: nothing more to say
+            }
+            let (reason, message) = classify(&e);
+            self.worker_killed(id, reason, message);
+        }
+    }
+
+    fn run_worker(
+        self: &Arc<Self>,
+        id: u32,
+        path: &str,
+        source: &str,
+        stop: Arc<AtomicBool>,
+    ) -> wasmtime::Result<()> {
+        let runtime = self.runtime.clone();
+        let mut store = runtime.new_store(HostState::new(self.clone(), Role::Worker(id), stop));
+        let guest = runtime.worker_pre.instantiate(&mut store)?;
+        let turns = guest.miniworker_sandbox_turns();
+        let events = guest.miniworker_sandbox_worker_events();
+        let state = turns
+            .call_start(&mut store, &format!("/{path}"), source)?
+            .map_err(wasmtime::Error::msg)?;
+        self.worker_turn_done(id, state);
+        loop {
+            let state = match self.next_worker_job(id) {
+                WorkerJob::Message(data) => events.call_deliver_message(&mut store, &data)?,
+                WorkerJob::Timer => turns.call_run_timer(&mut store)?,
+                WorkerJob::Stop => return Ok(()),
+            };
+            self.worker_turn_done(id, state);
+        }
+    }
+
+    // ---- the main thread -------------------------------------------------------
+
+    /// Waits for the main thread's next job: a deliverable worker event or a
+    /// due timer, in the order they became ready; or quiescence, or timeout.
+    fn next_main_job(&self, main: &MainState) -> MainJob {
+        let mut st = self.lock();
+        loop {
+            if st.timed_out {
+                return MainJob::TimedOut;
+            }
+            let now = Instant::now();
+            // A message waits for a listener; the events behind it wait too.
+            let head_at = st
+                .to_main
+                .front()
+                .filter(|(_, _, ev)| main.listening || !matches!(ev, Event::Message(_)))
+                .map(|(_, at, _)| *at);
+            let timer_ready = main.timer_due.filter(|due| *due <= now);
+            match (head_at, timer_ready) {
+                (Some(at), Some(due)) if due <= at => return MainJob::Timer,
+                (Some(_), _) => {
+                    if let Some((id, _, event)) = st.to_main.pop_front() {
+                        return MainJob::Event(id, event);
+                    }
+                }
+                (None, Some(_)) => return MainJob::Timer,
+                (None, None) => {}
+            }
+            let quiescent = main.timer_due.is_none() && st.worker.as_ref().is_none_or(Slot::idle);
+            if quiescent {
+                return MainJob::Quiescent;
+            }
+            st = wait(
+                &self.main_cv,
+                st,
+                main.timer_due.map(|due| due.saturating_duration_since(now)),
+            );
+        }
+    }
+
+    fn set_timed_out(&self) {
+        self.lock().timed_out = true;
+        self.main_cv.notify_all();
+    }
+
+    /// Ends the program: terminates the worker and discards what is left.
+    pub(crate) fn shut_down(&self) -> u64 {
+        let id = self.lock().worker.as_ref().map(|s| s.id);
+        if let Some(id) = id {
+            self.terminate_worker(id);
+        }
+        let mut st = self.lock();
+        let left = st
+            .to_main
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::Message(_)))
+            .count() as u64;
+        st.to_main.clear();
+        st.discarded += left;
+        if left > 0 {
+            drop(st);
+            self.diagnostic(&format!(
+                "miniworker: {left} message(s) without a listener were discarded at exit"
+            ));
+            st = self.lock();
+        }
+        st.discarded
+    }
+}
+
+/// Waits on `cv`, at most `timeout`. A panic elsewhere while holding the lock
+/// is a host bug; the state stays usable.
+fn wait<'a>(cv: &Condvar, guard: MutexGuard<'a, State>, timeout: Option<Duration>) -> MutexGuard<'a, State> {
+    match timeout {
+        Some(t) => match cv.wait_timeout(guard, t) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        },
+        None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+    }
+}
+
+struct MainState {
+    timer_due: Option<Instant>,
+    listening: bool,
+}
+
+impl MainState {
+    fn update(&mut self, state: TurnState) {
+        self.timer_due = due_after(state.next_timer_ms);
+        self.listening = state.listening;
+    }
+}
+
+enum MainJob {
+    Event(u32, Event),
+    Timer,
+    Quiescent,
+    TimedOut,
+}
+
+/// Maps a guest failure to a kill reason. Traps are classified by type,
+/// never by message text.
+pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
+    if e.downcast_ref::<TestKill>().is_some() {
+        return (KillReason::Test, TestKill.to_string());
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => (KillReason::Stack, "the WebAssembly stack overflowed".into()),
+        Some(trap) => (KillReason::Crash, format!("the guest trapped: {trap}")),
+        None => (KillReason::Crash, format!("{e:#}")),
+    }
+}
+
+fn print_console(prefix: &str, text: &str) {
+    let mut out = std::io::stdout().lock();
+    for line in text.split('\n') {
+        // A closed stdout must not bring the host down.
+        let _ = writeln!(out, "{prefix}{line}");
+    }
+    let _ = out.flush();
+}
+
+/// How a `run` of a JavaScript main thread ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// The mini-program became quiescent (worker errors and kills included).
+    Normal,
+    /// The main thread had an uncaught error or unhandled rejection.
+    UncaughtError,
+    /// The main thread itself was killed.
+    Killed(KillReason),
+    /// The timeout was reached.
+    TimedOut,
+}
+
+impl ExitStatus {
+    /// The process exit code of `miniworker run` (SPEC section 7).
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Normal => 0,
+            ExitStatus::UncaughtError => 1,
+            ExitStatus::Killed(_) => 3,
+            ExitStatus::TimedOut => 124,
+        }
+    }
+}
+
+impl Program {
+    /// Runs `app.js` as the main thread until the mini-program is quiescent
+    /// or `deadline` passes.
+    pub(crate) fn run_main(self: &Arc<Self>, source: &str, deadline: Option<Instant>) -> ExitStatus {
+        let stop = Arc::new(AtomicBool::new(false));
+        let watchdog = deadline.map(|deadline| Watchdog::start(self.clone(), stop.clone(), deadline));
+        let result = self.main_loop(source, stop.clone());
+        drop(watchdog);
+        let status = match result {
+            Ok(()) if self.lock().timed_out => ExitStatus::TimedOut,
+            Ok(()) if self.main_errors.load(Ordering::Relaxed) > 0 => ExitStatus::UncaughtError,
+            Ok(()) => ExitStatus::Normal,
+            Err(_) if stop.load(Ordering::Acquire) => ExitStatus::TimedOut,
+            Err(e) => {
+                let (reason, message) = classify(&e);
+                self.diagnostic(&format!("miniworker: main thread killed ({reason}): {message}"));
+                ExitStatus::Killed(reason)
+            }
+        };
+        self.shut_down();
+        status
+    }
+
+    fn main_loop(self: &Arc<Self>, source: &str, stop: Arc<AtomicBool>) -> wasmtime::Result<()> {
+        let runtime = self.runtime.clone();
+        let mut store = runtime.new_store(HostState::new(self.clone(), Role::Main, stop));
+        let guest = runtime.main_pre.instantiate(&mut store)?;
+        let turns = guest.miniworker_sandbox_turns();
+        let events = guest.miniworker_sandbox_main_events();
+        let mut main = MainState {
+            timer_due: None,
+            listening: false,
+        };
+        main.update(
+            turns
+                .call_start(&mut store, "/app.js", source)?
+                .map_err(wasmtime::Error::msg)?,
+        );
+        main.update(events.call_launch(&mut store)?);
+        loop {
+            let state = match self.next_main_job(&main) {
+                MainJob::Event(id, event) => {
+                    use crate::bindings::main::exports::miniworker::sandbox::main_events::{
+                        KillInfo, WorkerEvent,
+                    };
+                    let event = match event {
+                        Event::Message(data) => WorkerEvent::Message(data),
+                        Event::Error(e) => WorkerEvent::Error(e.into()),
+                        Event::Killed(reason, message) => WorkerEvent::Killed(KillInfo {
+                            reason: reason.as_str().to_string(),
+                            message,
+                        }),
+                        // Printed by the worker's thread in this mode; never queued.
+                        Event::Console(..) => continue,
+                    };
+                    events.call_deliver_worker_event(&mut store, id, &event)?
+                }
+                MainJob::Timer => turns.call_run_timer(&mut store)?,
+                MainJob::Quiescent | MainJob::TimedOut => return Ok(()),
+            };
+            main.update(state);
+        }
+    }
+
+    /// The next event of worker `id` for a host-program main thread, waiting
+    /// at most `timeout`.
+    pub(crate) fn recv_from_worker(&self, id: u32, timeout: Duration) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if let Some(i) = st.to_main.iter().position(|(from, _, _)| *from == id) {
+                return st.to_main.remove(i).map(|(_, _, e)| e);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            st = wait(&self.main_cv, st, Some(deadline - now));
+        }
+    }
+
+    /// Messages discarded so far.
+    pub(crate) fn discarded(&self) -> u64 {
+        self.lock().discarded
+    }
+}
+
+/// Ends a run at its deadline: stops the main thread's guest even inside
+/// `while (true) {}`. Dropping it before the deadline cancels it.
+struct Watchdog {
+    cancel: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Watchdog {
+    fn start(program: Arc<Program>, stop: Arc<AtomicBool>, deadline: Instant) -> Watchdog {
+        let cancel = Arc::new((Mutex::new(false), Condvar::new()));
+        let theirs = cancel.clone();
+        std::thread::spawn(move || {
+            let (lock, cv) = &*theirs;
+            let mut cancelled = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while !*cancelled {
+                let now = Instant::now();
+                if now >= deadline {
+                    stop.store(true, Ordering::Release);
+                    program.set_timed_out();
+                    program.runtime.interrupt();
+                    return;
+                }
+                cancelled = match cv.wait_timeout(cancelled, deadline - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        });
+        Watchdog { cancel }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.cancel;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+    }
+}

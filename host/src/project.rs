@@ -1,0 +1,229 @@
+//! A mini-program project on disk: `app.json`, the workers directory and the
+//! rules of SPEC section 1. Every read goes through the project root's
+//! capability ([`cap_std::fs::Dir`]).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use cap_std::fs::Dir;
+
+use crate::resolve::{self, ReadError};
+
+/// Every problem found with a project, all at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectError {
+    /// One line per problem, each naming the file (and field) it concerns.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ProjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad project:")?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProjectError {}
+
+/// A checked mini-program project: its root, opened once as a capability, and
+/// its workers directory.
+#[derive(Clone)]
+pub struct Project {
+    inner: Arc<ProjectInner>,
+}
+
+struct ProjectInner {
+    root: Dir,
+    workers: String,
+}
+
+impl fmt::Debug for Project {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Project")
+            .field("workers", &self.inner.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest `app.json` read.
+const MAX_APP_JSON: u64 = 1 << 20;
+
+impl Project {
+    /// Opens and checks the project at `path`.
+    ///
+    /// This is the one place where the library uses ambient authority: the
+    /// project root is opened here, and everything else is reached through it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Project, ProjectError> {
+        let path = path.as_ref();
+        let root = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(|e| ProjectError {
+            problems: vec![format!(
+                "{}: cannot open the project directory: {e}",
+                path.display()
+            )],
+        })?;
+        Project::from_dir(root)
+    }
+
+    /// Checks the project whose root is `root`.
+    pub fn from_dir(root: Dir) -> Result<Project, ProjectError> {
+        let mut problems = Vec::new();
+        let workers = match read_workers_field(&root) {
+            Ok(workers) => Some(workers),
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+        if let Some(workers) = &workers {
+            match resolve::open_dir(&root, workers) {
+                Ok(dir) => scan_workers(&dir, workers, &mut problems),
+                Err(e) => problems.push(format!(
+                    "app.json: \"workers\": '{workers}' is not a directory below the project root ({})",
+                    match e {
+                        ReadError::NotFound => "no such directory".to_string(),
+                        other => other.to_string(),
+                    }
+                )),
+            }
+        }
+        match (workers, problems.is_empty()) {
+            (Some(workers), true) => Ok(Project {
+                inner: Arc::new(ProjectInner { root, workers }),
+            }),
+            _ => Err(ProjectError { problems }),
+        }
+    }
+
+    /// The workers directory, project-relative without a leading `/` (`workers`).
+    pub fn workers_dir(&self) -> &str {
+        &self.inner.workers
+    }
+
+    /// Resolves a `createWorker` script path (SPEC section 2): project-relative,
+    /// a leading `/` tolerated, exactly an existing regular `.js` file inside the
+    /// workers directory. Returns the normalised path and the file's text.
+    pub(crate) fn worker_script(&self, script: &str) -> Result<(String, String), String> {
+        let path =
+            resolve::normalize("", script).ok_or_else(|| format!("'{script}' leads outside the project"))?;
+        if !resolve::is_inside(&self.inner.workers, &path) {
+            return Err(format!(
+                "'{script}' is not inside the workers directory '{}'",
+                self.inner.workers
+            ));
+        }
+        if !path.ends_with(".js") {
+            return Err(format!("'{script}' is not a .js file"));
+        }
+        let source = resolve::read_file(&self.inner.root, &path).map_err(|e| match e {
+            ReadError::NotFound => format!("'{script}' does not exist"),
+            other => format!("'{script}': {other}"),
+        })?;
+        Ok((path, source))
+    }
+
+    /// Reads `app.js`, needed only to run the JavaScript main thread.
+    pub(crate) fn app_js(&self) -> Result<String, String> {
+        resolve::read_file(&self.inner.root, "app.js").map_err(|e| match e {
+            ReadError::NotFound => "app.js: missing (it is needed to run the main thread)".to_string(),
+            other => format!("app.js: {other}"),
+        })
+    }
+}
+
+/// Reads `app.json` and returns its normalised `workers` path.
+fn read_workers_field(root: &Dir) -> Result<String, String> {
+    let text = resolve::read_file(root, "app.json").map_err(|e| match e {
+        ReadError::NotFound => "app.json: missing".to_string(),
+        ReadError::TooLarge => format!("app.json: larger than {} KiB", MAX_APP_JSON >> 10),
+        other => format!("app.json: {other}"),
+    })?;
+    if text.len() as u64 > MAX_APP_JSON {
+        return Err(format!("app.json: larger than {} KiB", MAX_APP_JSON >> 10));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "app.json: invalid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let field = json
+        .as_object()
+        .ok_or("app.json: the top level must be an object")?
+        .get("workers")
+        .ok_or("app.json: no \"workers\" field")?;
+    let raw = match field {
+        serde_json::Value::String(s) => s.as_str(),
+        serde_json::Value::Object(o) => o
+            .get("path")
+            .and_then(|p| p.as_str())
+            .ok_or("app.json: \"workers\" is an object without a string \"path\"")?,
+        _ => return Err("app.json: \"workers\" must be a string or an object with a \"path\"".into()),
+    };
+    match resolve::normalize("", raw) {
+        Some(p) if !p.is_empty() => Ok(p),
+        _ => Err(format!(
+            "app.json: \"workers\": '{raw}' must name a directory strictly below the project root"
+        )),
+    }
+}
+
+/// Lists every entry under the workers directory that is not a regular `.js`
+/// file of at most 16 MiB. Iterative, so no directory depth recurses.
+fn scan_workers(dir: &Dir, workers: &str, problems: &mut Vec<String>) {
+    let mut pending = vec![(dir.try_clone(), workers.to_string())];
+    while let Some((dir, rel)) = pending.pop() {
+        let dir = match dir {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(format!("{rel}: cannot open: {e}"));
+                continue;
+            }
+        };
+        let entries = match dir.entries() {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.push(format!("{rel}: cannot list: {e}"));
+                continue;
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => names.push(entry.file_name().to_string_lossy().into_owned()),
+                Err(e) => problems.push(format!("{rel}: cannot list: {e}")),
+            }
+        }
+        names.sort();
+        for name in names {
+            let path = format!("{rel}/{name}");
+            let meta = match dir.symlink_metadata(&name) {
+                Ok(m) => m,
+                Err(e) => {
+                    problems.push(format!("{path}: {e}"));
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                pending.push((
+                    resolve::open_dir(&dir, &name).map_err(|e| std::io::Error::other(e.to_string())),
+                    path,
+                ));
+                continue;
+            }
+            if !name.ends_with(".js") {
+                problems.push(format!("{path}: only .js files may be in the workers directory"));
+            } else if let Err(e) = resolve::check_regular(&meta) {
+                problems.push(format!(
+                    "{path}: {e} (only regular .js files may be in the workers directory)"
+                ));
+            }
+        }
+    }
+    problems.sort();
+}

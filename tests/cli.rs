@@ -1,0 +1,154 @@
+//! The command line: `run` output, console format and order, exit codes.
+
+use crate::common::{fixture, miniworker, run_fixture, stderr, stdout};
+
+#[test]
+fn hello_example_prints_worker_and_main_lines() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
+    let out = miniworker(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[worker] {\"msg\":\"hello worker\"}\n\
+         [main] worker says: {\"msg\":\"hello main\",\"echo\":\"hello worker\"}\n"
+    );
+}
+
+#[test]
+fn console_lines_are_prefixed_and_formatted() {
+    let out = run_fixture("console-format");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] plain string 42 -0 true null undefined\n\
+         [main] {\"a\":1,\"b\":\"two\",\"c\":[1,2,{\"d\":null}]}\n\
+         [main] line one\n\
+         [main] line two\n\
+         [main] Map(1) {\"k\" => 1} Set(2) {1,2} 10n\n\
+         [main] [Function: named] Symbol(s)\n\
+         [main] {\"name\":\"loop\",\"self\":[Circular]}\n"
+    );
+}
+
+#[test]
+fn console_lines_appear_in_causal_order() {
+    let out = run_fixture("causal-order");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    assert_eq!(lines[0], "[main] main created the worker");
+    // Each worker line comes before the main line reacting to its message.
+    for i in 1..=3 {
+        let sent = lines
+            .iter()
+            .position(|l| *l == format!("[worker] worker sends {i}"))
+            .unwrap();
+        let got = lines
+            .iter()
+            .position(|l| *l == format!("[main] main got {i}"))
+            .unwrap();
+        assert!(sent < got, "{text}");
+    }
+    let got: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("[main] main got")).collect();
+    assert_eq!(
+        got,
+        ["[main] main got 1", "[main] main got 2", "[main] main got 3"]
+    );
+}
+
+#[test]
+fn uncaught_main_error_exits_1_after_running_on() {
+    let out = run_fixture("uncaught");
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] App.onError saw: TypeError: cannot read property 'boom' of null\n[main] timers still run\n"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("Uncaught TypeError: cannot read property 'boom' of null"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/app.js:9"),
+        "the stack names the project file: {err}"
+    );
+}
+
+#[test]
+fn timeout_exits_124() {
+    let path = fixture("timeout");
+    let out = miniworker(&["run", "--timeout", "0.3", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(124), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn bad_project_exits_2_and_check_lists_every_problem() {
+    let path = fixture("bad-mixed");
+    let run = miniworker(&["run", path.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    let check = miniworker(&["check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(2));
+    let err = stderr(&check);
+    assert!(err.contains("workers/notes.txt: only .js files"), "{err}");
+    assert!(err.contains("workers/sub/data.json: only .js files"), "{err}");
+    let good = miniworker(&["check", fixture("basic").to_str().unwrap()]);
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(miniworker(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(miniworker(&["run"]).status.code(), Some(2));
+}
+
+#[test]
+fn wx_surface_and_create_worker_rules() {
+    let out = run_fixture("wx-surface");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let expect = [
+        "[main] getSystemInfoSync: TypeError: wx.getSystemInfoSync is not supported by this host",
+        "[main] request: TypeError: wx.request is not supported by this host",
+        "[main] in: false",
+        "[main] createWorker in: true",
+        "[main] canIUse createWorker: true",
+        "[main] canIUse request: false",
+        "[main] outside: Error: createWorker: 'app.js' is not inside the workers directory 'workers'",
+        "[main] missing: Error: createWorker: 'workers/none.js' does not exist",
+        "[main] not js: Error: createWorker: 'workers/a' is not a .js file",
+        "[main] directory: Error: createWorker: 'workers/dir' is not a .js file",
+        "[main] dotdot: Error: createWorker: 'workers/../app.js' is not inside the workers directory 'workers'",
+        "[main] escape: Error: createWorker: '../../etc/passwd.js' leads outside the project",
+        "[main] non-string: TypeError: createWorker: the script path must be a string",
+        "[main] second: Error: createWorker: only one worker may run at a time; call terminate() on it first",
+        "[main] after terminate: function",
+        "[main] post after terminate: Error: worker was terminated",
+        "[main] terminate twice: undefined",
+        "[main] App twice: Error: App() may be called only once",
+        "[main] preDownloadSubpackage preDownloadSubpackage:ok",
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expect, "{text}");
+}
+
+#[test]
+fn app_lifecycle_runs_in_order() {
+    let out = run_fixture("lifecycle");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] app.js runs; getApp() before App: undefined\n\
+         [main] app.js done\n\
+         [main] microtask of the first turn\n\
+         [main] onLaunch {\"path\":\"\",\"query\":{},\"scene\":1001,\"referrerInfo\":{}} this===getApp(): true\n\
+         [main] onShow scene 1001 n=1\n"
+    );
+}
+
+#[test]
+fn a_pending_worker_timer_keeps_the_run_alive() {
+    let out = run_fixture("worker-timer");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "[main] main got late hello\n");
+}

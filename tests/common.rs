@@ -1,0 +1,77 @@
+//! Helpers shared by the test modules.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use miniworker::{MiniProgram, Project, Runtime, Worker, WorkerEvent};
+
+/// One runtime for the whole test binary: the compiled components are shared,
+/// as in a real host.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
+}
+
+/// The path of fixture project `name`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+/// A library-mode instance of fixture `name`.
+pub fn program(name: &str) -> MiniProgram {
+    let project = Project::open(fixture(name)).expect("the fixture is a valid project");
+    MiniProgram::new(runtime(), project)
+}
+
+/// How long a test waits for one event before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The worker's next message, skipping console lines; panics on anything else.
+pub fn next_message(worker: &Worker) -> serde_json::Value {
+    loop {
+        match worker.recv_timeout(PATIENCE).expect("a decodable event") {
+            Some(WorkerEvent::Message(v)) => return v,
+            Some(WorkerEvent::Console { .. }) => continue,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+/// The worker's next event that is not a console line.
+pub fn next_event(worker: &Worker) -> WorkerEvent {
+    loop {
+        match worker.recv_timeout(PATIENCE).expect("a decodable event") {
+            Some(WorkerEvent::Console { .. }) => continue,
+            Some(event) => return event,
+            None => panic!("no event within {PATIENCE:?}"),
+        }
+    }
+}
+
+/// Runs the `miniworker` binary with `args`.
+pub fn miniworker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_miniworker"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs `miniworker run` on fixture `name` (with a safety timeout).
+pub fn run_fixture(name: &str) -> Output {
+    let path = fixture(name);
+    miniworker(&["run", "--timeout", "30", path.to_str().expect("utf-8 path")])
+}
+
+/// The stdout of `output` as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The stderr of `output` as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

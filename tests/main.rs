@@ -1,0 +1,9 @@
+//! Integration tests: one binary, a module per area. Fixture projects live
+//! under `tests/fixtures/`, one real mini-program folder each.
+
+mod common;
+
+mod cli;
+mod imports;
+mod messaging;
+mod project;

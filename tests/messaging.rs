@@ -1,0 +1,223 @@
+//! Workers driven from Rust: messages, order, the one-worker rule, kills.
+
+use serde_json::json;
+
+use crate::common::{next_event, next_message, program};
+use miniworker::{Error, KillReason, WorkerEvent};
+
+#[test]
+fn messages_round_trip_through_a_worker() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+    worker
+        .post_message(&json!({ "msg": "hello worker", "n": [1, 2.5, null] }))
+        .unwrap();
+    assert_eq!(
+        next_message(&worker),
+        json!({ "msg": "hello worker", "n": [1, 2.5, null], "echo": true, "count": 1 })
+    );
+}
+
+#[test]
+fn thousands_of_messages_arrive_in_order_both_ways() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+    const N: u64 = 5000;
+    for seq in 0..N {
+        worker.post_message(&json!({ "seq": seq })).unwrap();
+    }
+    for seq in 0..N {
+        let reply = next_message(&worker);
+        assert_eq!(reply["seq"], json!(seq));
+        assert_eq!(reply["count"], json!(seq + 1));
+    }
+}
+
+#[test]
+fn a_message_posted_before_on_message_waits_for_the_listener() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/late.js").unwrap();
+    worker.post_message(&json!("early")).unwrap();
+    assert_eq!(next_message(&worker), json!({ "got": "early" }));
+}
+
+#[test]
+fn second_create_worker_fails_until_terminate() {
+    let program = program("basic");
+    let first = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&first), json!({ "kind": "ready" }));
+    assert!(matches!(
+        program.create_worker("workers/echo.js"),
+        Err(Error::WorkerLimit)
+    ));
+    // The first worker is untouched.
+    first.post_message(&json!({ "still": "there" })).unwrap();
+    assert_eq!(next_message(&first)["still"], json!("there"));
+    first.terminate();
+    assert!(matches!(first.post_message(&json!(1)), Err(Error::Terminated)));
+    let second = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&second), json!({ "kind": "ready" }));
+}
+
+#[test]
+fn terminate_stops_a_spinning_worker_and_frees_the_slot() {
+    let program = program("basic");
+    let spinner = program.create_worker("workers/spin.js").unwrap();
+    assert_eq!(next_message(&spinner), json!("spinning"));
+    spinner.terminate();
+    let next = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&next), json!({ "kind": "ready" }));
+}
+
+#[test]
+fn create_worker_refuses_bad_paths() {
+    let program = program("basic");
+    for (path, why) in [
+        ("app.js", "is not inside the workers directory"),
+        ("workers/missing.js", "does not exist"),
+        ("workers/echo", "is not a .js file"),
+        ("workers/lib", "is not a .js file"),
+        ("workers/../app.js", "is not inside the workers directory"),
+        ("workers/../../outside.js", "leads outside the project"),
+        ("workers/echo.js\0.js", "leads outside the project"),
+    ] {
+        match program.create_worker(path) {
+            Err(Error::BadScript(msg)) => assert!(msg.contains(why), "{path}: {msg}"),
+            Err(e) => panic!("{path}: unexpected error {e}"),
+            Ok(_) => panic!("{path}: accepted"),
+        }
+    }
+    // A leading slash is tolerated.
+    let worker = program.create_worker("/workers/nested/deep.js").unwrap();
+    assert_eq!(
+        next_message(&worker),
+        json!({ "file": "/workers/nested/deep.js" })
+    );
+}
+
+#[test]
+fn worker_sees_only_its_own_globals() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/globals.js").unwrap();
+    let seen = next_message(&worker);
+    for absent in [
+        "wx",
+        "App",
+        "getApp",
+        "Page",
+        "Component",
+        "process",
+        "fetch",
+        "XMLHttpRequest",
+        "std",
+        "os",
+        "Deno",
+        "Javy",
+    ] {
+        assert_eq!(
+            seen[absent],
+            json!("undefined"),
+            "{absent} leaked into the worker: {seen}"
+        );
+    }
+    for present in [
+        "worker",
+        "console",
+        "setTimeout",
+        "clearTimeout",
+        "setInterval",
+        "clearInterval",
+        "queueMicrotask",
+    ] {
+        assert_eq!(
+            seen[present],
+            json!(if present == "worker" || present == "console" {
+                "object"
+            } else {
+                "function"
+            }),
+            "{present}"
+        );
+    }
+    assert_eq!(seen["typeofWx"], json!("undefined"));
+    assert_eq!(seen["__filename"], json!("/workers/globals.js"));
+    assert_eq!(seen["__dirname"], json!("/workers"));
+    assert_eq!(
+        seen["cameraFrame"],
+        json!("worker.getCameraFrameData is not supported by this host")
+    );
+}
+
+#[test]
+fn test_on_process_killed_kills_with_reason_test() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/kill.js").unwrap();
+    worker.post_message(&json!("go")).unwrap();
+    assert_eq!(next_message(&worker), json!("before"));
+    match next_event(&worker) {
+        WorkerEvent::Killed { reason, .. } => assert_eq!(reason, KillReason::Test),
+        other => panic!("expected a kill, got {other:?}"),
+    }
+    assert!(matches!(
+        worker.post_message(&json!(1)),
+        Err(Error::Killed(KillReason::Test))
+    ));
+    // The slot is free again.
+    let next = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&next), json!({ "kind": "ready" }));
+}
+
+#[test]
+fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/throws.js").unwrap();
+    worker.post_message(&json!("throw")).unwrap();
+    match next_event(&worker) {
+        WorkerEvent::Error(e) => {
+            assert_eq!(e.name, "TypeError");
+            assert_eq!(e.message, "bad input");
+            assert_eq!(e.filename, "/workers/throws.js");
+            assert_eq!(e.lineno, 4);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    worker.post_message(&json!("reject")).unwrap();
+    match next_event(&worker) {
+        WorkerEvent::Error(e) => assert_eq!(
+            (e.name.as_str(), e.message.as_str()),
+            ("RangeError", "nobody catches this")
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    worker.post_message(&json!("ping")).unwrap();
+    assert_eq!(next_message(&worker), json!("still here: ping"));
+}
+
+#[test]
+fn worker_console_lines_are_events_in_library_mode() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    worker.post_message(&json!("x")).unwrap();
+    let _ = next_message(&worker);
+    drop(worker);
+    let program2 = crate::common::program("causal-order");
+    let chatty = program2.create_worker("workers/chatty.js").unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(chatty.recv_timeout(crate::common::PATIENCE).unwrap().unwrap());
+    }
+    let expect: Vec<WorkerEvent> = (1..=3)
+        .flat_map(|i| {
+            [
+                WorkerEvent::Console {
+                    level: miniworker::ConsoleLevel::Log,
+                    text: format!("worker sends {i}"),
+                },
+                WorkerEvent::Message(json!(i)),
+            ]
+        })
+        .collect();
+    assert_eq!(seen, expect);
+}
