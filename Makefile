@@ -52,7 +52,7 @@ run: build
 test: precompile
 	$(CARGO) test --release --workspace
 
-lint: setup
+lint: guest
 	$(CARGO) fmt --all --check
 	cd guest && $(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
