@@ -50,7 +50,11 @@ fn console_lines_appear_in_causal_order() {
             .unwrap();
         assert!(sent < got, "{text}");
     }
-    let got: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("[main] main got")).collect();
+    let got: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("[main] main got"))
+        .collect();
     assert_eq!(
         got,
         ["[main] main got 1", "[main] main got 2", "[main] main got 3"]
