@@ -34,7 +34,7 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn next_message(worker: &Worker) -> serde_json::Value {
     loop {
         match worker.recv_timeout(PATIENCE).expect("a decodable event") {
-            Some(WorkerEvent::Message(v)) => return v,
+            Some(WorkerEvent::Message(m)) => return m.to_json().expect("a JSON-able message"),
             Some(WorkerEvent::Console { .. }) => continue,
             other => panic!("expected a message, got {other:?}"),
         }

@@ -11,7 +11,7 @@ fn messages_round_trip_through_a_worker() {
     let worker = program.create_worker("workers/echo.js").unwrap();
     assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
     worker
-        .post_message(&json!({ "msg": "hello worker", "n": [1, 2.5, null] }))
+        .post_json(&json!({ "msg": "hello worker", "n": [1, 2.5, null] }))
         .unwrap();
     assert_eq!(
         next_message(&worker),
@@ -26,7 +26,7 @@ fn thousands_of_messages_arrive_in_order_both_ways() {
     assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
     const N: u64 = 5000;
     for seq in 0..N {
-        worker.post_message(&json!({ "seq": seq })).unwrap();
+        worker.post_json(&json!({ "seq": seq })).unwrap();
     }
     for seq in 0..N {
         let reply = next_message(&worker);
@@ -39,7 +39,7 @@ fn thousands_of_messages_arrive_in_order_both_ways() {
 fn a_message_posted_before_on_message_waits_for_the_listener() {
     let program = program("basic");
     let worker = program.create_worker("workers/late.js").unwrap();
-    worker.post_message(&json!("early")).unwrap();
+    worker.post_json(&json!("early")).unwrap();
     assert_eq!(next_message(&worker), json!({ "got": "early" }));
 }
 
@@ -53,10 +53,10 @@ fn second_create_worker_fails_until_terminate() {
         Err(Error::WorkerLimit)
     ));
     // The first worker is untouched.
-    first.post_message(&json!({ "still": "there" })).unwrap();
+    first.post_json(&json!({ "still": "there" })).unwrap();
     assert_eq!(next_message(&first)["still"], json!("there"));
     first.terminate();
-    assert!(matches!(first.post_message(&json!(1)), Err(Error::Terminated)));
+    assert!(matches!(first.post_json(&json!(1)), Err(Error::Terminated)));
     let second = program.create_worker("workers/echo.js").unwrap();
     assert_eq!(next_message(&second), json!({ "kind": "ready" }));
 }
@@ -154,14 +154,14 @@ fn worker_sees_only_its_own_globals() {
 fn test_on_process_killed_kills_with_reason_test() {
     let program = program("basic");
     let worker = program.create_worker("workers/kill.js").unwrap();
-    worker.post_message(&json!("go")).unwrap();
+    worker.post_json(&json!("go")).unwrap();
     assert_eq!(next_message(&worker), json!("before"));
     match next_event(&worker) {
         WorkerEvent::Killed { reason, .. } => assert_eq!(reason, KillReason::Test),
         other => panic!("expected a kill, got {other:?}"),
     }
     assert!(matches!(
-        worker.post_message(&json!(1)),
+        worker.post_json(&json!(1)),
         Err(Error::Killed(KillReason::Test))
     ));
     // The slot is free again.
@@ -173,7 +173,7 @@ fn test_on_process_killed_kills_with_reason_test() {
 fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
     let program = program("basic");
     let worker = program.create_worker("workers/throws.js").unwrap();
-    worker.post_message(&json!("throw")).unwrap();
+    worker.post_json(&json!("throw")).unwrap();
     match next_event(&worker) {
         WorkerEvent::Error(e) => {
             assert_eq!(e.name, "TypeError");
@@ -183,7 +183,7 @@ fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
         }
         other => panic!("expected an error, got {other:?}"),
     }
-    worker.post_message(&json!("reject")).unwrap();
+    worker.post_json(&json!("reject")).unwrap();
     match next_event(&worker) {
         WorkerEvent::Error(e) => assert_eq!(
             (e.name.as_str(), e.message.as_str()),
@@ -191,7 +191,7 @@ fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
         ),
         other => panic!("expected an error, got {other:?}"),
     }
-    worker.post_message(&json!("ping")).unwrap();
+    worker.post_json(&json!("ping")).unwrap();
     assert_eq!(next_message(&worker), json!("still here: ping"));
 }
 
@@ -199,7 +199,7 @@ fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
 fn worker_console_lines_are_events_in_library_mode() {
     let program = program("basic");
     let worker = program.create_worker("workers/echo.js").unwrap();
-    worker.post_message(&json!("x")).unwrap();
+    worker.post_json(&json!("x")).unwrap();
     let _ = next_message(&worker);
     drop(worker);
     let program2 = crate::common::program("causal-order");
@@ -215,7 +215,7 @@ fn worker_console_lines_are_events_in_library_mode() {
                     level: miniworker::ConsoleLevel::Log,
                     text: format!("worker sends {i}"),
                 },
-                WorkerEvent::Message(json!(i)),
+                WorkerEvent::Message(miniworker::Message::from_json(&json!(i))),
             ]
         })
         .collect();

@@ -8,6 +8,8 @@ pub mod worker {
         imports: {
             // `testOnProcessKilled` ends the worker with a trap of our own type.
             "miniworker:sandbox/worker-host.test-kill": trappable,
+            // A malformed message kills its sender (reason `crash`).
+            "miniworker:sandbox/worker-host.post-message": trappable,
         },
     });
 }
@@ -17,6 +19,10 @@ pub mod main {
     wasmtime::component::bindgen!({
         world: "main",
         path: "../wit",
+        imports: {
+            // A malformed message kills its sender (reason `crash`).
+            "miniworker:sandbox/main-host.post-to-worker": trappable,
+        },
         with: {
             // Shared with the worker world, so one host impl serves both.
             "miniworker:sandbox/types": super::worker::miniworker::sandbox::types,

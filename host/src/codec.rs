@@ -1,19 +1,31 @@
-//! The host's side of the message codec: the one place where a message's
-//! bytes become a Rust value and back.
-//!
-//! For now a message is the UTF-8 JSON text of the value, as the guest's
-//! `codec` module writes it; the structured-clone format of `docs/codec.md`
-//! replaces both sides together.
+//! The host's side of the message codec (`docs/codec.md`, crate
+//! `miniworker-codec`): checking what guests send, and converting for Rust.
 
-use crate::error::{Error, Result};
+pub use miniworker_codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
 
-/// Decodes a guest message into a JSON value.
-pub fn decode(bytes: &[u8]) -> Result<serde_json::Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Message(e.to_string()))
+/// A guest broke the host protocol (a malformed message): it is killed with
+/// reason `crash`.
+#[derive(Debug)]
+pub(crate) struct ProtocolViolation(pub(crate) String);
+
+impl std::fmt::Display for ProtocolViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the guest broke the host protocol: {}", self.0)
+    }
 }
 
-/// Encodes a JSON value as a guest message.
-pub fn encode(value: &serde_json::Value) -> Vec<u8> {
-    // Writing a `Value` into a Vec cannot fail.
-    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+impl std::error::Error for ProtocolViolation {}
+
+/// Checks a message a guest sent before it is queued: a malformed one is a
+/// trap of the sender, so no receiver ever sees it.
+pub(crate) fn check_from_guest(data: &[u8]) -> wasmtime::Result<()> {
+    if data.len() > DEFAULT_MAX_MESSAGE {
+        return Err(wasmtime::Error::new(ProtocolViolation(format!(
+            "a message of {} bytes, over the limit",
+            data.len()
+        ))));
+    }
+    Message::decode(data)
+        .map(|_| ())
+        .map_err(|e| wasmtime::Error::new(ProtocolViolation(e.to_string())))
 }

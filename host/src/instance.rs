@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::codec::{DEFAULT_MAX_MESSAGE, Message};
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
 use crate::project::{Project, ProjectError};
@@ -83,8 +84,8 @@ impl Drop for MiniProgram {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum WorkerEvent {
-    /// `worker.postMessage(value)`.
-    Message(serde_json::Value),
+    /// `worker.postMessage(value)`: the decoded copy ([`Message::to_json`] for JSON).
+    Message(Message),
     /// A console line of the worker.
     Console {
         /// The console method.
@@ -110,9 +111,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `postMessage(value)`: queues a copy for the worker's `onMessage` listeners.
-    pub fn post_message(&self, value: &serde_json::Value) -> Result<()> {
-        self.program.post_to_worker(self.id, crate::codec::encode(value))
+    /// `postMessage(message)`: queues a copy for the worker's `onMessage`
+    /// listeners. Fails with [`Error::Message`] past the 16 MiB limit.
+    pub fn post_message(&self, message: &Message) -> Result<()> {
+        let data = message
+            .encode(DEFAULT_MAX_MESSAGE)
+            .map_err(|e| Error::Message(e.to_string()))?;
+        self.program.post_to_worker(self.id, data)
+    }
+
+    /// `postMessage` of a JSON value.
+    pub fn post_json(&self, value: &serde_json::Value) -> Result<()> {
+        self.post_message(&Message::from_json(value))
     }
 
     /// The worker's next event, waiting at most `timeout`.
@@ -121,7 +131,9 @@ impl Worker {
             return Ok(None);
         };
         Ok(Some(match event {
-            Event::Message(data) => WorkerEvent::Message(crate::codec::decode(&data)?),
+            Event::Message(data) => {
+                WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
+            }
             Event::Console(level, text) => WorkerEvent::Console { level, text },
             Event::Error(e) => WorkerEvent::Error(e),
             Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },

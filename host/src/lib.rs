@@ -23,10 +23,10 @@
 //! let runtime = Runtime::new()?;
 //! let program = MiniProgram::new(&runtime, Project::open("examples/hello")?);
 //! let worker = program.create_worker("workers/request/index.js")?;
-//! worker.post_message(&serde_json::json!({ "msg": "hello worker" }))?;
+//! worker.post_json(&serde_json::json!({ "msg": "hello worker" }))?;
 //! while let Some(event) = worker.recv_timeout(Duration::from_secs(1))? {
 //!     if let WorkerEvent::Message(reply) = event {
-//!         println!("{reply}");
+//!         println!("{:?}", reply.to_json());
 //!         break;
 //!     }
 //! }
@@ -65,6 +65,7 @@ mod resolve;
 mod runtime;
 mod wasi;
 
+pub use codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
 pub use error::{Error, JsError, KillReason, Result};
 pub use instance::{MiniProgram, RunOptions, RunReport, Worker, WorkerEvent};
 pub use program::{ConsoleLevel, ExitStatus};

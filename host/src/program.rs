@@ -484,6 +484,9 @@ pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
     if e.downcast_ref::<TestKill>().is_some() {
         return (KillReason::Test, TestKill.to_string());
     }
+    if let Some(violation) = e.downcast_ref::<crate::codec::ProtocolViolation>() {
+        return (KillReason::Crash, violation.to_string());
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => (KillReason::Stack, "the WebAssembly stack overflowed".into()),
         Some(trap) => (KillReason::Crash, format!("the guest trapped: {trap}")),

@@ -1,21 +1,667 @@
-//! The message codec: the one place where a JavaScript value becomes the bytes
-//! that cross the host, and back.
+//! The message codec inside the guest: JavaScript values to the format of
+//! `docs/codec.md` (crate `miniworker-codec`) and back.
 //!
-//! For now a message is the UTF-8 JSON text of the value (`undefined` and other
-//! values JSON cannot express travel as `null`). The structured-clone format of
-//! `docs/codec.md` replaces this module without changing its signature.
+//! Both directions are iterative (an explicit stack, never native recursion),
+//! so no message, however deep, overflows the stack. Classes are told apart by
+//! QuickJS class id, which JavaScript cannot fake; the helpers in
+//! `js/codec.js` use built-ins saved before any project code ran.
 
-use javy::quickjs::{Ctx, Result, Value};
+use std::cell::OnceCell;
+use std::collections::HashMap;
 
-/// Encodes `value` for `postMessage`.
-pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Vec<u8>> {
-    Ok(match ctx.json_stringify(value)? {
-        Some(text) => text.to_string()?.into_bytes(),
-        None => b"null".to_vec(),
+use javy::quickjs::object::Property;
+use javy::quickjs::{
+    self, Array, ArrayBuffer, Atom, Ctx, Exception, Function, Object, Persistent, Type, TypedArray, Value,
+    qjs,
+};
+use miniworker_codec::{DecodeError, Reader, TooLarge, ViewKind, Writer, tag};
+
+/// The class ids the encoder tells apart, read once from exemplar objects.
+struct Classes {
+    array: u32,
+    map: u32,
+    set: u32,
+    date: u32,
+    regexp: u32,
+    array_buffer: u32,
+    error: u32,
+    /// Classes that cannot be cloned, with how the error names them.
+    refused: Vec<(u32, &'static str)>,
+    views: Vec<(u32, ViewKind)>,
+}
+
+struct State {
+    helpers: Persistent<Object<'static>>,
+    classes: Classes,
+}
+
+thread_local! {
+    static STATE: OnceCell<State> = const { OnceCell::new() };
+}
+
+fn class_of(v: &Value<'_>) -> u32 {
+    // SAFETY: reads the class id of a live value.
+    unsafe { qjs::JS_GetClassID(v.as_raw()) }
+}
+
+/// Sets the codec up in this context; call before any project code runs.
+pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
+    let mut options = quickjs::context::EvalOptions::default();
+    options.filename = Some("<miniworker:codec>".into());
+    let helpers: Object = ctx.eval_with_options(include_str!("../js/codec.js"), options)?;
+    let ex: Object = helpers.get("exemplars")?;
+    let id = |name: &str| -> quickjs::Result<u32> { Ok(class_of(&ex.get::<_, Value>(name)?)) };
+    let mut refused = Vec::new();
+    for (name, label) in [
+        ("proxy", "a Proxy"),
+        ("promise", "a Promise"),
+        ("weakMap", "a WeakMap"),
+        ("weakSet", "a WeakSet"),
+        ("weakRef", "a WeakRef"),
+        ("finalizationRegistry", "a FinalizationRegistry"),
+        ("sharedArrayBuffer", "a SharedArrayBuffer"),
+    ] {
+        let v: Value = ex.get(name)?;
+        if v.is_object() {
+            refused.push((class_of(&v), label));
+        }
+    }
+    let names: Vec<String> = helpers.get("viewNames")?;
+    let view_exemplars: Array = helpers.get("viewExemplars")?;
+    let mut views = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(kind) = ViewKind::ALL.iter().find(|k| k.name() == name) {
+            views.push((class_of(&view_exemplars.get::<Value>(i)?), *kind));
+        }
+    }
+    let classes = Classes {
+        array: id("array")?,
+        map: id("map")?,
+        set: id("set")?,
+        date: id("date")?,
+        regexp: id("regexp")?,
+        array_buffer: id("arrayBuffer")?,
+        error: id("error")?,
+        refused,
+        views,
+    };
+    let state = State {
+        helpers: Persistent::save(ctx, helpers),
+        classes,
+    };
+    STATE.with(|cell| {
+        // A second context in one instance never happens; keep the first.
+        let _ = cell.set(state);
+    });
+    Ok(())
+}
+
+fn with_state<R>(ctx: &Ctx<'_>, f: impl FnOnce(&State) -> quickjs::Result<R>) -> quickjs::Result<R> {
+    STATE.with(|cell| match cell.get() {
+        Some(state) => f(state),
+        None => Err(Exception::throw_internal(ctx, "the message codec is not set up")),
     })
 }
 
-/// Decodes a message made by [`encode`] (or by the host) into a fresh value.
-pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> Result<Value<'js>> {
-    ctx.json_parse(bytes.to_vec())
+fn helper<'js>(helpers: &Object<'js>, name: &str) -> quickjs::Result<Function<'js>> {
+    helpers.get(name)
+}
+
+fn data_clone_error<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, message: &str) -> quickjs::Error {
+    match helper(helpers, "dataCloneError").and_then(|f| f.call::<_, Value>((message,))) {
+        Ok(e) => ctx.throw(e),
+        Err(e) => e,
+    }
+}
+
+fn too_large(ctx: &Ctx<'_>, e: TooLarge) -> quickjs::Error {
+    Exception::throw_range(ctx, &format!("postMessage: {e}"))
+}
+
+fn fits(ctx: &Ctx<'_>, r: Result<(), TooLarge>) -> quickjs::Result<()> {
+    r.map_err(|e| too_large(ctx, e))
+}
+
+// ---- encoding ---------------------------------------------------------------------
+
+enum Frame<'js> {
+    /// An object's own enumerable string-keyed properties; END after them.
+    Props(Object<'js>, Vec<Atom<'js>>, usize),
+    /// An array's elements (length-prefixed, no END).
+    Elems(Object<'js>, u32, u32),
+    /// A Map's flattened entries or a Set's values; END after them.
+    List(Array<'js>, usize, usize),
+}
+
+/// What the innermost frame yields next.
+enum Next<'js> {
+    Done,
+    End,
+    Value(Value<'js>),
+    Hole,
+    Prop(Atom<'js>, Value<'js>),
+}
+
+struct Encoder<'a, 'js> {
+    ctx: &'a Ctx<'js>,
+    helpers: Object<'js>,
+    classes: &'a Classes,
+    w: Writer,
+    /// Object identity (QuickJS pointer) to reference index.
+    seen: HashMap<usize, u64>,
+    /// Keeps every seen object alive, so no address is reused mid-encoding.
+    keep: Vec<Object<'js>>,
+    stack: Vec<Frame<'js>>,
+}
+
+/// Encodes `value` for `postMessage`, at most `limit` bytes. Throws
+/// `DataCloneError` for what cannot be cloned and `RangeError` past the limit.
+pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::Result<Vec<u8>> {
+    with_state(ctx, |state| {
+        let mut enc = Encoder {
+            ctx,
+            helpers: state.helpers.clone().restore(ctx)?,
+            classes: &state.classes,
+            w: Writer::new(limit),
+            seen: HashMap::new(),
+            keep: Vec::new(),
+            stack: Vec::new(),
+        };
+        if is_skipped(&value) {
+            return Err(enc.refuse(&value));
+        }
+        enc.value(value)?;
+        loop {
+            let next = match enc.stack.last_mut() {
+                None => break,
+                Some(Frame::Props(obj, keys, i)) => match keys.get(*i) {
+                    None => Next::End,
+                    Some(key) => {
+                        *i += 1;
+                        let key = key.clone();
+                        Next::Prop(key.clone(), obj.get(key)?)
+                    }
+                },
+                Some(Frame::Elems(obj, len, i)) => {
+                    if *i == *len {
+                        Next::Done
+                    } else {
+                        let idx = *i;
+                        *i += 1;
+                        let v: Value = obj.get(idx)?;
+                        if (v.is_undefined() && !obj.contains_key(idx)?) || is_skipped(&v) {
+                            Next::Hole
+                        } else {
+                            Next::Value(v)
+                        }
+                    }
+                }
+                Some(Frame::List(items, len, i)) => {
+                    if *i == *len {
+                        Next::End
+                    } else {
+                        *i += 1;
+                        Next::Value(items.get(*i - 1)?)
+                    }
+                }
+            };
+            match next {
+                Next::Done => {
+                    enc.stack.pop();
+                }
+                Next::End => {
+                    enc.stack.pop();
+                    enc.w.tag(tag::END).map_err(|e| too_large(ctx, e))?;
+                }
+                Next::Hole => enc.w.tag(tag::HOLE).map_err(|e| too_large(ctx, e))?,
+                Next::Prop(key, v) => {
+                    // Function- and symbol-valued properties are left out (SPEC section 4).
+                    if !is_skipped(&v) {
+                        enc.js_string(key.to_value()?)?;
+                        enc.value(v)?;
+                    }
+                }
+                Next::Value(v) => {
+                    if is_skipped(&v) {
+                        return Err(enc.refuse(&v));
+                    }
+                    enc.value(v)?;
+                }
+            }
+        }
+        Ok(enc.w.finish())
+    })
+}
+
+/// Functions and symbols: left out as properties, refused elsewhere.
+fn is_skipped(v: &Value<'_>) -> bool {
+    matches!(v.type_of(), Type::Function | Type::Constructor | Type::Symbol)
+}
+
+impl<'js> Encoder<'_, 'js> {
+    fn refuse(&self, v: &Value<'js>) -> quickjs::Error {
+        let what = if v.type_of() == Type::Symbol {
+            "a Symbol"
+        } else {
+            "a function"
+        };
+        data_clone_error(self.ctx, &self.helpers, &format!("{what} could not be cloned"))
+    }
+
+    /// Writes a primitive, or an object's tag (pushing a frame for its contents).
+    fn value(&mut self, v: Value<'js>) -> quickjs::Result<()> {
+        let r = match v.type_of() {
+            Type::Uninitialized | Type::Undefined => self.w.tag(tag::UNDEFINED),
+            Type::Null => self.w.tag(tag::NULL),
+            Type::Bool => self.w.tag(if v.as_bool() == Some(true) {
+                tag::TRUE
+            } else {
+                tag::FALSE
+            }),
+            Type::Int => self.w.number(v.as_int().unwrap_or(0) as f64),
+            Type::Float => self.w.number(v.as_float().unwrap_or(f64::NAN)),
+            Type::String => return self.js_string(v),
+            Type::BigInt => return self.bigint(v),
+            _ => match v.into_object() {
+                Some(obj) => return self.object(obj),
+                None => self.w.tag(tag::UNDEFINED),
+            },
+        };
+        fits(self.ctx, r)
+    }
+
+    fn js_string(&mut self, v: Value<'js>) -> quickjs::Result<()> {
+        let raw_ctx = self.ctx.as_raw().as_ptr();
+        // Refuse an oversized string before copying it: its UTF-8 form is at
+        // least as long as its length in UTF-16 code units.
+        let mut units: i64 = 0;
+        // SAFETY: `v` is a live string of this context.
+        if unsafe { qjs::JS_GetLength(raw_ctx, v.as_raw(), &mut units) } < 0 {
+            return Err(quickjs::Error::Exception);
+        }
+        fits(self.ctx, self.w.room_for(units.max(0) as u64))?;
+        let mut len: qjs::size_t = 0;
+        // SAFETY: converts a live string; the buffer is freed below, once.
+        let ptr = unsafe { qjs::JS_ToCStringLen2(raw_ctx, &mut len, v.as_raw(), false) };
+        if ptr.is_null() {
+            return Err(quickjs::Error::Exception);
+        }
+        // SAFETY: QuickJS returned `len` readable bytes at `ptr`.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr as *const u8, len as usize) };
+        let r = std::str::from_utf8(bytes).map(|s| self.w.string(s));
+        // SAFETY: `ptr` came from JS_ToCStringLen2 of this context.
+        unsafe { qjs::JS_FreeCString(raw_ctx, ptr) };
+        match r {
+            Ok(written) => fits(self.ctx, written),
+            // Lone surrogates: send the UTF-16 code units as they are.
+            Err(_) => {
+                let array: TypedArray<u16> = helper(&self.helpers, "codeUnits")?.call((v,))?;
+                let units: &[u16] = array.as_ref();
+                let units = units.to_vec();
+                fits(self.ctx, self.w.string16(&units))
+            }
+        }
+    }
+
+    fn bigint(&mut self, v: Value<'js>) -> quickjs::Result<()> {
+        let parts: Array = helper(&self.helpers, "bigintParts")?.call((v,))?;
+        let (negative, hex): (bool, String) = (parts.get(0)?, parts.get(1)?);
+        let hex = if hex.len() % 2 == 1 {
+            format!("0{hex}")
+        } else {
+            hex
+        };
+        let mut magnitude: Vec<u8> = Vec::with_capacity(hex.len() / 2);
+        for i in (0..hex.len()).step_by(2).rev() {
+            magnitude.push(u8::from_str_radix(hex.get(i..i + 2).unwrap_or("0"), 16).unwrap_or(0));
+        }
+        while magnitude.last() == Some(&0) {
+            magnitude.pop();
+        }
+        let r = self
+            .w
+            .tag(tag::BIGINT)
+            .and_then(|_| self.w.tag(u8::from(negative)))
+            .and_then(|_| self.w.varint(magnitude.len() as u64))
+            .and_then(|_| self.w.bytes(&magnitude));
+        fits(self.ctx, r)
+    }
+
+    fn object(&mut self, obj: Object<'js>) -> quickjs::Result<()> {
+        // SAFETY: reads the object pointer of a live value, only as an identity key.
+        let key = unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) } as usize;
+        if let Some(index) = self.seen.get(&key) {
+            let r = self.w.tag(tag::REF).and_then(|_| self.w.varint(*index));
+            return fits(self.ctx, r);
+        }
+        let class = class_of(&obj);
+        if let Some((_, what)) = self.classes.refused.iter().find(|(id, _)| *id == class) {
+            return Err(data_clone_error(
+                self.ctx,
+                &self.helpers,
+                &format!("{what} could not be cloned"),
+            ));
+        }
+        let index = self.seen.len() as u64;
+        self.seen.insert(key, index);
+        self.keep.push(obj.clone());
+        let c = self.classes;
+        if class == c.array {
+            let len: u32 = obj.get("length")?;
+            // Every slot takes at least a byte.
+            fits(self.ctx, self.w.room_for(len as u64))?;
+            let r = self.w.tag(tag::ARRAY).and_then(|_| self.w.varint(len as u64));
+            fits(self.ctx, r)?;
+            self.stack.push(Frame::Elems(obj, len, 0));
+        } else if class == c.map || class == c.set {
+            let (t, name) = if class == c.map {
+                (tag::MAP, "mapEntries")
+            } else {
+                (tag::SET, "setValues")
+            };
+            let items: Array = helper(&self.helpers, name)?.call((obj,))?;
+            fits(self.ctx, self.w.tag(t))?;
+            let len = items.len();
+            self.stack.push(Frame::List(items, len, 0));
+        } else if class == c.date {
+            let t: f64 = helper(&self.helpers, "dateValue")?.call((obj,))?;
+            let r = self.w.tag(tag::DATE).and_then(|_| self.w.bytes(&t.to_le_bytes()));
+            fits(self.ctx, r)?;
+        } else if class == c.regexp {
+            let parts: Array = helper(&self.helpers, "regexpParts")?.call((obj,))?;
+            let (source, flags): (Value, Value) = (parts.get(0)?, parts.get(1)?);
+            fits(self.ctx, self.w.tag(tag::REGEXP))?;
+            self.js_string(source)?;
+            self.js_string(flags)?;
+        } else if class == c.array_buffer {
+            self.array_buffer(&obj)?;
+        } else if let Some((_, kind)) = self.classes.views.iter().find(|(id, _)| *id == class) {
+            let kind = *kind;
+            let parts: Array = helper(&self.helpers, "viewParts")?.call((obj, kind == ViewKind::DataView))?;
+            let (buffer, offset, length): (Object, f64, f64) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
+            let r = self
+                .w
+                .tag(tag::VIEW)
+                .and_then(|_| self.w.tag(kind as u8))
+                .and_then(|_| self.w.varint(offset as u64))
+                .and_then(|_| self.w.varint(length as u64));
+            fits(self.ctx, r)?;
+            // The buffer: written here, or a reference to where it was.
+            self.object(buffer)?;
+        } else if class == c.error {
+            let parts: Array = helper(&self.helpers, "errorParts")?.call((obj,))?;
+            let (name, message, stack): (Value, Value, Value) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
+            fits(self.ctx, self.w.tag(tag::ERROR))?;
+            self.js_string(name)?;
+            self.js_string(message)?;
+            if stack.is_string() {
+                self.js_string(stack)?;
+            } else {
+                fits(self.ctx, self.w.tag(tag::UNDEFINED))?;
+            }
+        } else {
+            // Plain objects, class instances and anything else: own enumerable
+            // string-keyed properties (getters are read; symbol keys skipped).
+            let keys = obj.keys::<Atom>().collect::<quickjs::Result<Vec<_>>>()?;
+            fits(self.ctx, self.w.tag(tag::OBJECT))?;
+            self.stack.push(Frame::Props(obj, keys, 0));
+        }
+        Ok(())
+    }
+
+    fn array_buffer(&mut self, obj: &Object<'js>) -> quickjs::Result<()> {
+        let mut size: qjs::size_t = 0;
+        // SAFETY: `obj` is a live ArrayBuffer (checked by class id); a detached
+        // one gives a null pointer, read as empty.
+        let ptr = unsafe { qjs::JS_GetArrayBuffer(self.ctx.as_raw().as_ptr(), &mut size, obj.as_raw()) };
+        let bytes: &[u8] = if ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: QuickJS reports `size` bytes at `ptr`, alive while `obj` is.
+            unsafe { std::slice::from_raw_parts(ptr, size as usize) }
+        };
+        fits(self.ctx, self.w.room_for(bytes.len() as u64))?;
+        let r = self
+            .w
+            .tag(tag::ARRAY_BUFFER)
+            .and_then(|_| self.w.varint(bytes.len() as u64))
+            .and_then(|_| self.w.bytes(bytes));
+        fits(self.ctx, r)
+    }
+}
+
+// ---- decoding ---------------------------------------------------------------------
+
+enum Open<'js> {
+    Object(Object<'js>, Option<String>),
+    Array(Object<'js>, u64, u64),
+    Map(Object<'js>, Option<Value<'js>>),
+    Set(Object<'js>),
+}
+
+fn malformed(ctx: &Ctx<'_>, e: DecodeError) -> quickjs::Error {
+    Exception::throw_message(ctx, &e.to_string())
+}
+
+/// Decodes a message into a fresh value. Iterative.
+pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
+    with_state(ctx, |state| {
+        let helpers = state.helpers.clone().restore(ctx)?;
+        let mut r = Reader::new(bytes).map_err(|e| malformed(ctx, e))?;
+        let mut nodes: Vec<Value<'js>> = Vec::new();
+        let mut stack: Vec<Open<'js>> = Vec::new();
+        let m = |e: DecodeError| malformed(ctx, e);
+        loop {
+            // Close finished containers; read object keys.
+            let closed = loop {
+                match stack.last_mut() {
+                    Some(Open::Array(arr, len, i)) if *i == *len => {
+                        arr.set("length", *len as f64)?;
+                        let v = arr.clone().into_value();
+                        stack.pop();
+                        break Some(v);
+                    }
+                    Some(Open::Object(obj, key @ None)) => {
+                        if r.peek().map_err(m)? == tag::END {
+                            r.byte().map_err(m)?;
+                            let v = obj.clone().into_value();
+                            stack.pop();
+                            break Some(v);
+                        }
+                        *key = Some(r.string().map_err(m)?);
+                    }
+                    Some(Open::Map(obj, _) | Open::Set(obj)) if r.peek().map_err(m)? == tag::END => {
+                        r.byte().map_err(m)?;
+                        let v = obj.clone().into_value();
+                        stack.pop();
+                        break Some(v);
+                    }
+                    _ => break None,
+                }
+            };
+            // `None` here is an array hole.
+            let item: Option<Value<'js>> = match closed {
+                Some(v) => Some(v),
+                None => {
+                    let in_array = matches!(stack.last(), Some(Open::Array(..)));
+                    match read_value(ctx, &helpers, &mut r, &mut nodes, in_array)? {
+                        Read::Value(v) => Some(v),
+                        Read::Hole => None,
+                        Read::Open(open) => {
+                            stack.push(open);
+                            continue;
+                        }
+                    }
+                }
+            };
+            match stack.last_mut() {
+                None => {
+                    r.finish().map_err(m)?;
+                    return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
+                }
+                Some(Open::Array(arr, _, i)) => {
+                    if let Some(v) = item {
+                        arr.prop(*i as u32, data_property(v))?;
+                    }
+                    *i += 1;
+                }
+                Some(Open::Object(obj, key)) => {
+                    if let (Some(k), Some(v)) = (key.take(), item) {
+                        obj.prop(k, data_property(v))?;
+                    }
+                }
+                Some(Open::Map(map, key)) => {
+                    let v = item.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    match key.take() {
+                        None => *key = Some(v),
+                        Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((map.clone(), k, v))?,
+                    }
+                }
+                Some(Open::Set(set)) => {
+                    let v = item.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    helper(&helpers, "setAdd")?.call::<_, ()>((set.clone(), v))?;
+                }
+            }
+        }
+    })
+}
+
+fn data_property(v: Value<'_>) -> Property<Value<'_>> {
+    Property::from(v).writable().enumerable().configurable()
+}
+
+enum Read<'js> {
+    Value(Value<'js>),
+    Hole,
+    Open(Open<'js>),
+}
+
+fn read_value<'js>(
+    ctx: &Ctx<'js>,
+    helpers: &Object<'js>,
+    r: &mut Reader<'_>,
+    nodes: &mut Vec<Value<'js>>,
+    in_array: bool,
+) -> quickjs::Result<Read<'js>> {
+    let m = |e: DecodeError| malformed(ctx, e);
+    let t = r.byte().map_err(m)?;
+    let v = match t {
+        tag::UNDEFINED => Value::new_undefined(ctx.clone()),
+        tag::NULL => Value::new_null(ctx.clone()),
+        tag::FALSE => Value::new_bool(ctx.clone(), false),
+        tag::TRUE => Value::new_bool(ctx.clone(), true),
+        tag::INT => Value::new_number(ctx.clone(), r.int().map_err(m)?),
+        tag::FLOAT => Value::new_float(ctx.clone(), r.f64().map_err(m)?),
+        tag::BIGINT => {
+            let (negative, magnitude) = r.bigint_payload().map_err(m)?;
+            let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
+            helper(helpers, "makeBigInt")?.call((negative, hex))?
+        }
+        tag::STRING => quickjs::String::from_str(ctx.clone(), r.str_payload().map_err(m)?)?.into_value(),
+        tag::STRING16 => {
+            let units = r.str16_payload().map_err(m)?;
+            let array = TypedArray::<u16>::new(ctx.clone(), units)?;
+            helper(helpers, "fromCodeUnits")?.call((array,))?
+        }
+        tag::REF => {
+            let i = r.varint().map_err(m)?;
+            match nodes.get(i as usize) {
+                Some(v) if !v.is_undefined() => v.clone(),
+                _ => return Err(malformed(ctx, r.error("reference to an object not seen yet"))),
+            }
+        }
+        tag::HOLE if in_array => return Ok(Read::Hole),
+        tag::OBJECT => {
+            let obj = Object::new(ctx.clone())?;
+            nodes.push(obj.clone().into_value());
+            return Ok(Read::Open(Open::Object(obj, None)));
+        }
+        tag::ARRAY => {
+            let len = r.length(1).map_err(m)?;
+            let arr = Array::new(ctx.clone())?.into_object();
+            nodes.push(arr.clone().into_value());
+            return Ok(Read::Open(Open::Array(arr, len, 0)));
+        }
+        tag::MAP | tag::SET => {
+            let (make, map) = if t == tag::MAP {
+                ("makeMap", true)
+            } else {
+                ("makeSet", false)
+            };
+            let obj: Object = helper(helpers, make)?.call(())?;
+            nodes.push(obj.clone().into_value());
+            return Ok(Read::Open(if map {
+                Open::Map(obj, None)
+            } else {
+                Open::Set(obj)
+            }));
+        }
+        tag::DATE => {
+            let time = r.f64().map_err(m)?;
+            // SAFETY: JS_NewDate returns a new owned value of this context.
+            let v = unsafe { Value::from_raw(ctx.clone(), qjs::JS_NewDate(ctx.as_raw().as_ptr(), time)) };
+            nodes.push(v.clone());
+            v
+        }
+        tag::REGEXP => {
+            let source = r.string().map_err(m)?;
+            let flags = r.string().map_err(m)?;
+            let v: Value = helper(helpers, "makeRegExp")?.call((source, flags))?;
+            nodes.push(v.clone());
+            v
+        }
+        tag::ARRAY_BUFFER => {
+            let v = read_buffer(ctx, r)?;
+            nodes.push(v.clone());
+            v
+        }
+        tag::VIEW => {
+            let kind = ViewKind::from_byte(r.byte().map_err(m)?)
+                .ok_or_else(|| malformed(ctx, r.error("unknown view kind")))?;
+            let offset = r.varint().map_err(m)?;
+            let length = r.varint().map_err(m)?;
+            let me = nodes.len();
+            nodes.push(Value::new_undefined(ctx.clone()));
+            let buffer = match r.byte().map_err(m)? {
+                tag::ARRAY_BUFFER => {
+                    let v = read_buffer(ctx, r)?;
+                    nodes.push(v.clone());
+                    v
+                }
+                tag::REF => {
+                    let i = r.varint().map_err(m)? as usize;
+                    match nodes.get(i) {
+                        Some(v) if i != me => v.clone(),
+                        _ => return Err(malformed(ctx, r.error("a view's buffer must be an ArrayBuffer"))),
+                    }
+                }
+                _ => return Err(malformed(ctx, r.error("a view's buffer must be an ArrayBuffer"))),
+            };
+            let v: Value =
+                helper(helpers, "makeView")?.call((kind.name(), buffer, offset as f64, length as f64))?;
+            nodes[me] = v.clone();
+            v
+        }
+        tag::ERROR => {
+            let name = r.string().map_err(m)?;
+            let message = r.string().map_err(m)?;
+            let stack = if r.peek().map_err(m)? == tag::UNDEFINED {
+                r.byte().map_err(m)?;
+                None
+            } else {
+                Some(r.string().map_err(m)?)
+            };
+            let v: Value = helper(helpers, "makeError")?.call((name, message, stack))?;
+            nodes.push(v.clone());
+            v
+        }
+        _ => return Err(malformed(ctx, r.error("unknown tag"))),
+    };
+    Ok(Read::Value(v))
+}
+
+fn read_buffer<'js>(ctx: &Ctx<'js>, r: &mut Reader<'_>) -> quickjs::Result<Value<'js>> {
+    let n = r.length(1).map_err(|e| malformed(ctx, e))?;
+    let bytes = r.bytes(n).map_err(|e| malformed(ctx, e))?;
+    Ok(ArrayBuffer::new_copy(ctx.clone(), bytes)?.into_value())
 }

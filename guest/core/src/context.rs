@@ -98,6 +98,7 @@ impl Context {
             .with(|ctx| -> quickjs::Result<_> {
                 install_rejection_tracker(&ctx);
                 remove_globals(&ctx)?;
+                crate::codec::install(&ctx)?;
                 let natives = common_natives(&ctx, hooks)?;
                 let common: Object =
                     eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;

@@ -17,6 +17,7 @@ mod glue;
 
 pub use context::{Context, Hooks, JsError, Level, TurnState, throw_error};
 pub use javy::quickjs;
+pub use miniworker_codec::DEFAULT_MAX_MESSAGE;
 
 /// The JavaScript of the worker role.
 pub const WORKER_PRELUDE: &str = include_str!("../js/worker.js");

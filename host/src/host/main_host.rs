@@ -16,8 +16,9 @@ impl main_host::Host for HostState {
         })
     }
 
-    fn post_to_worker(&mut self, id: u32, data: Vec<u8>) -> Result<(), String> {
-        self.program.post_to_worker(id, data).map_err(|e| e.to_string())
+    fn post_to_worker(&mut self, id: u32, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        crate::codec::check_from_guest(&data)?;
+        Ok(self.program.post_to_worker(id, data).map_err(|e| e.to_string()))
     }
 
     fn terminate_worker(&mut self, id: u32) {

@@ -17,14 +17,15 @@ impl std::fmt::Display for TestKill {
 impl std::error::Error for TestKill {}
 
 impl worker_host::Host for HostState {
-    fn post_message(&mut self, data: Vec<u8>) -> Result<(), String> {
+    fn post_message(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        crate::codec::check_from_guest(&data)?;
         let Role::Worker(id) = self.role else {
-            return Err("not a worker".into());
+            return Ok(Err("not a worker".into()));
         };
         if self.program.push_from_worker(id, Event::Message(data)) {
-            Ok(())
+            Ok(Ok(()))
         } else {
-            Err("worker was terminated".into())
+            Ok(Err("worker was terminated".into()))
         }
     }
 

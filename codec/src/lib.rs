@@ -1,0 +1,522 @@
+//! The miniworker message format, version 1 (`docs/codec.md`).
+//!
+//! A message is a version byte followed by one value. A value is a tag byte
+//! and its payload; containers (objects, arrays, maps, sets) hold values in
+//! pre-order and end with [`tag::END`] (arrays are length-prefixed instead).
+//! Every object-like value takes the next *reference index* when its tag is
+//! written, so [`tag::REF`] can name it again: shared and cyclic references
+//! keep their identity within one message.
+//!
+//! This crate has the primitives both sides share ([`Writer`], [`Reader`]);
+//! with the `message` feature, the host's decoded [`Message`] type too.
+//! Nothing here recurses on the native stack.
+
+#![deny(missing_docs)]
+
+#[cfg(feature = "message")]
+mod message;
+#[cfg(feature = "message")]
+pub use message::{Item, Message, Node};
+
+/// The format version, the first byte of every message.
+pub const VERSION: u8 = 1;
+
+/// The default limit on an encoded message (SPEC section 4): 16 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
+/// Tag bytes.
+pub mod tag {
+    /// `undefined`.
+    pub const UNDEFINED: u8 = 0x00;
+    /// `null`.
+    pub const NULL: u8 = 0x01;
+    /// `false`.
+    pub const FALSE: u8 = 0x02;
+    /// `true`.
+    pub const TRUE: u8 = 0x03;
+    /// An integral number in ±2^53 other than -0: zigzag varint.
+    pub const INT: u8 = 0x04;
+    /// Any other number: 8 bytes, IEEE 754 little-endian.
+    pub const FLOAT: u8 = 0x05;
+    /// A BigInt: sign byte (0 or 1), varint n, n magnitude bytes little-endian.
+    pub const BIGINT: u8 = 0x06;
+    /// A string: varint n, n bytes of UTF-8.
+    pub const STRING: u8 = 0x07;
+    /// A string with lone surrogates: varint n, n UTF-16LE code units.
+    pub const STRING16: u8 = 0x08;
+    /// An object-like value encoded earlier in this message: varint index.
+    pub const REF: u8 = 0x09;
+    /// Ends an object, map or set.
+    pub const END: u8 = 0x0E;
+    /// An array slot with no element.
+    pub const HOLE: u8 = 0x0F;
+    /// A plain object: (string key, value) pairs, then END.
+    pub const OBJECT: u8 = 0x10;
+    /// An array: varint length, then that many values or HOLEs.
+    pub const ARRAY: u8 = 0x11;
+    /// A Date: its time value as 8 bytes IEEE 754 little-endian.
+    pub const DATE: u8 = 0x12;
+    /// A RegExp: source string, flags string.
+    pub const REGEXP: u8 = 0x13;
+    /// A Map: (key, value) pairs, then END.
+    pub const MAP: u8 = 0x14;
+    /// A Set: values, then END.
+    pub const SET: u8 = 0x15;
+    /// An ArrayBuffer: varint n, n bytes.
+    pub const ARRAY_BUFFER: u8 = 0x16;
+    /// A typed array or DataView: kind byte, varint byte offset, varint
+    /// length (elements; bytes for a DataView), then its buffer (ARRAY_BUFFER or REF).
+    pub const VIEW: u8 = 0x17;
+    /// An Error: name string, message string, stack string or UNDEFINED.
+    pub const ERROR: u8 = 0x18;
+}
+
+/// The kinds of [`tag::VIEW`], with their element sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ViewKind {
+    /// `Int8Array`
+    Int8 = 0,
+    /// `Uint8Array`
+    Uint8 = 1,
+    /// `Uint8ClampedArray`
+    Uint8Clamped = 2,
+    /// `Int16Array`
+    Int16 = 3,
+    /// `Uint16Array`
+    Uint16 = 4,
+    /// `Int32Array`
+    Int32 = 5,
+    /// `Uint32Array`
+    Uint32 = 6,
+    /// `Float32Array`
+    Float32 = 7,
+    /// `Float64Array`
+    Float64 = 8,
+    /// `BigInt64Array`
+    BigInt64 = 9,
+    /// `BigUint64Array`
+    BigUint64 = 10,
+    /// `DataView`
+    DataView = 11,
+    /// `Float16Array`
+    Float16 = 12,
+}
+
+impl ViewKind {
+    /// Every kind, indexed by its byte.
+    pub const ALL: [ViewKind; 13] = [
+        ViewKind::Int8,
+        ViewKind::Uint8,
+        ViewKind::Uint8Clamped,
+        ViewKind::Int16,
+        ViewKind::Uint16,
+        ViewKind::Int32,
+        ViewKind::Uint32,
+        ViewKind::Float32,
+        ViewKind::Float64,
+        ViewKind::BigInt64,
+        ViewKind::BigUint64,
+        ViewKind::DataView,
+        ViewKind::Float16,
+    ];
+
+    /// The kind with byte `b`.
+    pub fn from_byte(b: u8) -> Option<ViewKind> {
+        ViewKind::ALL.get(b as usize).copied()
+    }
+
+    /// Bytes per element (1 for a DataView, whose length counts bytes).
+    pub fn element_size(self) -> u64 {
+        match self {
+            ViewKind::Int8 | ViewKind::Uint8 | ViewKind::Uint8Clamped | ViewKind::DataView => 1,
+            ViewKind::Int16 | ViewKind::Uint16 | ViewKind::Float16 => 2,
+            ViewKind::Int32 | ViewKind::Uint32 | ViewKind::Float32 => 4,
+            ViewKind::Float64 | ViewKind::BigInt64 | ViewKind::BigUint64 => 8,
+        }
+    }
+
+    /// The JavaScript constructor's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewKind::Int8 => "Int8Array",
+            ViewKind::Uint8 => "Uint8Array",
+            ViewKind::Uint8Clamped => "Uint8ClampedArray",
+            ViewKind::Int16 => "Int16Array",
+            ViewKind::Uint16 => "Uint16Array",
+            ViewKind::Int32 => "Int32Array",
+            ViewKind::Uint32 => "Uint32Array",
+            ViewKind::Float32 => "Float32Array",
+            ViewKind::Float64 => "Float64Array",
+            ViewKind::BigInt64 => "BigInt64Array",
+            ViewKind::BigUint64 => "BigUint64Array",
+            ViewKind::DataView => "DataView",
+            ViewKind::Float16 => "Float16Array",
+        }
+    }
+
+    /// Checks a view's offset and length against its buffer's length.
+    pub fn fits(self, offset: u64, length: u64, buffer_len: u64) -> bool {
+        let size = self.element_size();
+        offset.is_multiple_of(size)
+            && length
+                .checked_mul(size)
+                .and_then(|bytes| bytes.checked_add(offset))
+                .is_some_and(|end| end <= buffer_len)
+    }
+}
+
+/// Whether `n` travels as [`tag::INT`].
+pub fn is_int(n: f64) -> bool {
+    const MAX_SAFE: f64 = 9_007_199_254_740_992.0; // 2^53
+    n.fract() == 0.0 && n.abs() <= MAX_SAFE && !(n == 0.0 && n.is_sign_negative())
+}
+
+/// The encoded message would exceed its size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge {
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the message is larger than the limit of {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Writes a message, refusing to grow past its limit.
+#[derive(Debug)]
+pub struct Writer {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Writer {
+    /// A writer for one message of at most `limit` bytes; writes the version.
+    pub fn new(limit: usize) -> Writer {
+        let mut buf = Vec::with_capacity(64);
+        buf.push(VERSION);
+        Writer { buf, limit }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Never true: the version byte is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Whether `n` more bytes fit under the limit (check before copying a big payload).
+    pub fn room_for(&self, n: u64) -> Result<(), TooLarge> {
+        if (self.buf.len() as u64).saturating_add(n) > self.limit as u64 {
+            Err(TooLarge { limit: self.limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(&mut self, b: &[u8]) -> Result<(), TooLarge> {
+        self.room_for(b.len() as u64)?;
+        self.buf.extend_from_slice(b);
+        Ok(())
+    }
+
+    /// Appends a tag byte.
+    pub fn tag(&mut self, t: u8) -> Result<(), TooLarge> {
+        self.bytes(&[t])
+    }
+
+    /// Appends an unsigned LEB128 varint.
+    pub fn varint(&mut self, mut v: u64) -> Result<(), TooLarge> {
+        let mut tmp = [0u8; 10];
+        let mut n = 0;
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                tmp[n] = byte;
+                n += 1;
+                break;
+            }
+            tmp[n] = byte | 0x80;
+            n += 1;
+        }
+        self.bytes(&tmp[..n])
+    }
+
+    /// Appends a number as INT or FLOAT.
+    pub fn number(&mut self, n: f64) -> Result<(), TooLarge> {
+        if is_int(n) {
+            let i = n as i64;
+            self.tag(tag::INT)?;
+            self.varint(((i << 1) ^ (i >> 63)) as u64)
+        } else {
+            self.tag(tag::FLOAT)?;
+            self.bytes(&n.to_le_bytes())
+        }
+    }
+
+    /// Appends a UTF-8 string value.
+    pub fn string(&mut self, s: &str) -> Result<(), TooLarge> {
+        self.room_for(s.len() as u64)?;
+        self.tag(tag::STRING)?;
+        self.varint(s.len() as u64)?;
+        self.bytes(s.as_bytes())
+    }
+
+    /// Appends a string of UTF-16 code units (for lone surrogates).
+    pub fn string16(&mut self, units: &[u16]) -> Result<(), TooLarge> {
+        self.room_for(units.len() as u64 * 2)?;
+        self.tag(tag::STRING16)?;
+        self.varint(units.len() as u64)?;
+        for u in units {
+            self.bytes(&u.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Appends a string: UTF-8 when `units` are valid UTF-16, else STRING16.
+    pub fn string_utf16(&mut self, units: &[u16]) -> Result<(), TooLarge> {
+        match String::from_utf16(units) {
+            Ok(s) => self.string(&s),
+            Err(_) => self.string16(units),
+        }
+    }
+
+    /// The finished message.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Why a message could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What was wrong.
+    pub what: &'static str,
+    /// The byte offset where it was found.
+    pub at: usize,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed message at byte {}: {}", self.at, self.what)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads a message's bytes; every read is bounds-checked.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf`, after checking the version byte.
+    pub fn new(buf: &'a [u8]) -> Result<Reader<'a>, DecodeError> {
+        match buf.first() {
+            Some(&VERSION) => Ok(Reader { buf, pos: 1 }),
+            Some(_) => Err(DecodeError {
+                what: "unknown format version",
+                at: 0,
+            }),
+            None => Err(DecodeError {
+                what: "empty message",
+                at: 0,
+            }),
+        }
+    }
+
+    /// An error at the current position.
+    pub fn error(&self, what: &'static str) -> DecodeError {
+        DecodeError { what, at: self.pos }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Fails unless everything was read.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(self.error("trailing bytes"))
+        }
+    }
+
+    /// The next byte, without consuming it.
+    pub fn peek(&self) -> Result<u8, DecodeError> {
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| self.error("unexpected end"))
+    }
+
+    /// The next byte.
+    pub fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// The next `n` bytes.
+    pub fn bytes(&mut self, n: u64) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() as u64 {
+            return Err(self.error("length past the end"));
+        }
+        let start = self.pos;
+        self.pos += n as usize;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    /// An unsigned LEB128 varint of at most 10 bytes.
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = (b & 0x7f) as u64;
+            if i == 9 && bits > 1 {
+                return Err(self.error("varint overflows 64 bits"));
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.error("varint longer than 10 bytes"))
+    }
+
+    /// A length that must fit in what is left, at `min_bytes` per unit.
+    pub fn length(&mut self, min_bytes: u64) -> Result<u64, DecodeError> {
+        let n = self.varint()?;
+        if n.saturating_mul(min_bytes) > self.remaining() as u64 {
+            return Err(self.error("length past the end"));
+        }
+        Ok(n)
+    }
+
+    /// The payload of an INT.
+    pub fn int(&mut self) -> Result<f64, DecodeError> {
+        let z = self.varint()?;
+        let i = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        Ok(i as f64)
+    }
+
+    /// 8 bytes of IEEE 754 little-endian.
+    pub fn f64(&mut self) -> Result<f64, DecodeError> {
+        let b = self.bytes(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(f64::from_le_bytes(a))
+    }
+
+    /// The payload of a STRING (after its tag).
+    pub fn str_payload(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.length(1)?;
+        let at = self.pos;
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| DecodeError {
+            what: "invalid UTF-8",
+            at,
+        })
+    }
+
+    /// The payload of a STRING16 (after its tag) as code units.
+    pub fn str16_payload(&mut self) -> Result<Vec<u16>, DecodeError> {
+        let n = self.length(2)?;
+        let b = self.bytes(n * 2)?;
+        Ok(b.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
+    }
+
+    /// A whole string value (STRING or STRING16), lossy for lone surrogates.
+    pub fn string(&mut self) -> Result<String, DecodeError> {
+        match self.byte()? {
+            tag::STRING => Ok(self.str_payload()?.to_owned()),
+            tag::STRING16 => Ok(String::from_utf16_lossy(&self.str16_payload()?)),
+            _ => Err(self.error("expected a string")),
+        }
+    }
+
+    /// The payload of a BIGINT: (negative, magnitude little-endian).
+    pub fn bigint_payload(&mut self) -> Result<(bool, &'a [u8]), DecodeError> {
+        let negative = match self.byte()? {
+            0 => false,
+            1 => true,
+            _ => return Err(self.error("bad BigInt sign")),
+        };
+        let n = self.length(1)?;
+        Ok((negative, self.bytes(n)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut w = Writer::new(usize::MAX);
+            w.varint(v).unwrap();
+            let bytes = w.finish();
+            let mut r = Reader::new(&bytes).unwrap();
+            assert_eq!(r.varint().unwrap(), v);
+            r.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn numbers_pick_int_or_float() {
+        for n in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.5,
+            f64::NAN,
+            f64::INFINITY,
+            9_007_199_254_740_993.0,
+            -1e300,
+        ] {
+            let mut w = Writer::new(usize::MAX);
+            w.number(n).unwrap();
+            let bytes = w.finish();
+            let mut r = Reader::new(&bytes).unwrap();
+            let back = match r.byte().unwrap() {
+                tag::INT => r.int().unwrap(),
+                tag::FLOAT => r.f64().unwrap(),
+                t => panic!("tag {t}"),
+            };
+            assert!(
+                back.to_bits() == n.to_bits() || (back.is_nan() && n.is_nan()),
+                "{n} -> {back}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_limit_refuses_before_copying() {
+        let mut w = Writer::new(10);
+        assert_eq!(w.string("0123456789abc"), Err(TooLarge { limit: 10 }));
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn overlong_lengths_are_errors_not_allocations() {
+        let bytes = [VERSION, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        let mut r = Reader::new(&bytes).unwrap();
+        assert!(r.length(1).is_err());
+    }
+}
