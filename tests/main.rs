@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod codec;
 mod imports;
 mod messaging;
 mod project;

@@ -1,0 +1,129 @@
+//! The message codec (SPEC section 4): every type through a real worker and
+//! back, refusals at the sender, the size limit, deep nesting, and the host's
+//! decoded form.
+
+use miniworker::{Item, Message, Node, ViewKind, WorkerEvent};
+
+use crate::common::{next_event, program, run_fixture, stderr, stdout};
+
+#[test]
+fn every_cloneable_type_round_trips_through_a_worker() {
+    let out = run_fixture("clone-types");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let failed: Vec<&&str> = lines.iter().filter(|l| !l.starts_with("[main] ok ")).collect();
+    assert!(failed.is_empty(), "{text}");
+    // 15 round trips, 8 refusals, the size limit, the transfer list, the deep array.
+    assert_eq!(lines.len(), 26, "{text}");
+    for expected in [
+        "[main] ok proxy (DataCloneError: a Proxy could not be cloned)",
+        "[main] ok size limit (RangeError)",
+        "[main] ok identity and cycles",
+        "[main] ok arraybuffer and views sharing it",
+        "[main] ok deep array (depth 1000000)",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in {text}");
+    }
+}
+
+#[test]
+fn the_host_decodes_worker_messages_into_rust_values() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/rich.js").unwrap();
+    let WorkerEvent::Message(m) = next_event(&worker) else {
+        panic!("expected a message")
+    };
+    let Item::Ref(root) = m.root else {
+        panic!("root {:?}", m.root)
+    };
+    let Node::Object(props) = &m.nodes[root] else {
+        panic!("{:?}", m.nodes[root])
+    };
+    let get = |k: &str| {
+        props
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let node = |item: Item| match item {
+        Item::Ref(i) => m.nodes[i].clone(),
+        other => panic!("expected a node, got {other:?}"),
+    };
+    assert_eq!(node(get("date")), Node::Date(0.0));
+    assert_eq!(
+        get("big"),
+        Item::BigInt {
+            negative: true,
+            magnitude: vec![0, 0, 0, 0, 0, 0, 0, 0, 1]
+        }
+    );
+    let Node::Map(entries) = node(get("map")) else {
+        panic!()
+    };
+    let Node::Set(values) = node(get("set")) else {
+        panic!()
+    };
+    assert_eq!(entries[0].0, Item::String("k".into()));
+    assert_eq!(entries[0].1, values[0], "shared identity is kept");
+    let Node::View {
+        kind,
+        buffer,
+        offset,
+        length,
+    } = node(get("u16"))
+    else {
+        panic!()
+    };
+    assert_eq!((kind, offset, length), (ViewKind::Uint16, 2, 1));
+    assert_eq!(m.nodes[buffer], Node::ArrayBuffer(vec![1, 2, 3, 4]));
+    let cyclic = get("cyclic");
+    let Node::Object(cprops) = node(cyclic.clone()) else {
+        panic!()
+    };
+    assert_eq!(
+        cprops[1],
+        ("self".to_string(), cyclic),
+        "the cycle points at itself"
+    );
+    assert!(matches!(get("nan"), Item::Number(n) if n.is_nan()));
+    assert_eq!(get("und"), Item::Undefined);
+    let Node::Error { name, message, .. } = node(get("err")) else {
+        panic!()
+    };
+    assert_eq!((name.as_str(), message.as_str()), ("RangeError", "r"));
+    // A cycle cannot become JSON; the rest of the API still sees the value.
+    assert!(m.to_json().unwrap_err().contains("cycle"));
+}
+
+#[test]
+fn host_messages_reach_the_worker_with_json_types() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    let _ready = next_event(&worker);
+    let message = Message {
+        root: Item::Ref(0),
+        nodes: vec![
+            Node::Object(vec![
+                (
+                    "big".into(),
+                    Item::BigInt {
+                        negative: false,
+                        magnitude: vec![42],
+                    },
+                ),
+                ("when".into(), Item::Ref(1)),
+            ]),
+            Node::Date(86_400_000.0),
+        ],
+    };
+    worker.post_message(&message).unwrap();
+    let WorkerEvent::Message(reply) = next_event(&worker) else {
+        panic!()
+    };
+    assert_eq!(
+        reply.to_json().unwrap(),
+        serde_json::json!({ "big": "42", "when": "1970-01-02T00:00:00.000Z", "echo": true, "count": 1 })
+    );
+}
