@@ -287,11 +287,7 @@ impl Message {
                     tasks.push(Task::End);
                     tasks.extend(items.iter().rev().map(Task::Item));
                 }
-                Node::ArrayBuffer(bytes) => {
-                    w.tag(tag::ARRAY_BUFFER)?;
-                    w.varint(bytes.len() as u64)?;
-                    w.bytes(bytes)?;
-                }
+                Node::ArrayBuffer(bytes) => write_buffer(&mut w, bytes)?,
                 Node::View {
                     kind,
                     buffer,
@@ -310,14 +306,9 @@ impl Message {
                         (Some(None), Some(Node::ArrayBuffer(bytes))) => {
                             index[*buffer] = Some(next_index);
                             next_index += 1;
-                            w.tag(tag::ARRAY_BUFFER)?;
-                            w.varint(bytes.len() as u64)?;
-                            w.bytes(bytes)?;
+                            write_buffer(&mut w, bytes)?;
                         }
-                        _ => {
-                            w.tag(tag::ARRAY_BUFFER)?;
-                            w.varint(0)?;
-                        }
+                        _ => write_buffer(&mut w, &[])?,
                     }
                 }
                 Node::Error { name, message, stack } => {
@@ -510,6 +501,12 @@ impl Message {
         }
         Message { root, nodes }
     }
+}
+
+fn write_buffer(w: &mut Writer, bytes: &[u8]) -> Result<(), TooLarge> {
+    w.tag(tag::ARRAY_BUFFER)?;
+    w.varint(bytes.len() as u64)?;
+    w.bytes(bytes)
 }
 
 enum Leaf {
