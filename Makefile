@@ -11,7 +11,7 @@ APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32
 CARGO ?= cargo
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test lint bench fmt clean
+.PHONY: setup guest precompile build run test lint fuzz bench fmt clean
 
 setup: $(WASI_SDK)/.ready
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -57,6 +57,20 @@ lint: guest
 	cd guest && $(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) --all-targets -- -D warnings
+
+# Coverage-guided fuzzing (nightly, kept out of CI): each target runs
+# FUZZ_SECONDS; a crash leaves its input under fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= decode
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|Done|==|SUMMARY)' \
+	    | sed "s/^/[$$t] /"; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all
