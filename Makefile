@@ -11,7 +11,7 @@ APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32
 CARGO ?= cargo
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test lint fuzz bench fmt clean
+.PHONY: setup guest precompile build run test lint fuzz bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -57,6 +57,13 @@ lint: guest
 	cd guest && $(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) --all-targets -- -D warnings
+
+# The message codec's encode+decode time inside the guest (a WASI command
+# built from the guest library, run under the production engine config).
+bench-codec: setup
+	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example codec_timing
+	$(CARGO) run --release --quiet -p miniworker-bench --bin guest_codec -- \
+	  $(GUEST_WASM)/examples/codec_timing.wasm
 
 # Coverage-guided fuzzing (nightly, kept out of CI): each target runs
 # FUZZ_SECONDS; a crash leaves its input under fuzz/artifacts/.

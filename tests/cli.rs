@@ -165,3 +165,35 @@ fn a_pending_worker_timer_keeps_the_run_alive() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "[main] main got late hello\n");
 }
+
+#[test]
+fn memory_cap_refuses_big_messages_and_kills_bombs() {
+    let out = run_fixture("limits");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].starts_with("[main] refused RangeError ") && lines[0].contains("16777216 bytes"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "[main] echo small",
+            "[main] bomb says ready",
+            "[main] killed memory string",
+            "[main] after kill still here",
+        ][..],
+        "{text}"
+    );
+    assert!(!text.contains("caught"), "{text}");
+}
+
+#[test]
+fn a_main_thread_over_its_memory_cap_exits_3() {
+    let out = run_fixture("main-memory");
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "[main] start\n");
+    assert!(stderr(&out).contains("(memory)"), "{}", stderr(&out));
+}

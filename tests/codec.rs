@@ -4,11 +4,13 @@
 
 use miniworker::{Item, Message, Node, ViewKind, WorkerEvent};
 
-use crate::common::{next_event, program, run_fixture, stderr, stdout};
+use crate::common::{next_event, program, run_fixture_with, stderr, stdout};
 
 #[test]
 fn every_cloneable_type_round_trips_through_a_worker() {
-    let out = run_fixture("clone-types");
+    // A 1,000,000-deep array is about 60 MiB of QuickJS objects before the
+    // encoder's bookkeeping: more than the default 64 MiB cap allows.
+    let out = run_fixture_with("clone-types", &["--max-memory", "512"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();

@@ -62,8 +62,7 @@ pub fn miniworker(args: &[&str]) -> Output {
 
 /// Runs `miniworker run` on fixture `name` (with a safety timeout).
 pub fn run_fixture(name: &str) -> Output {
-    let path = fixture(name);
-    miniworker(&["run", "--timeout", "30", path.to_str().expect("utf-8 path")])
+    run_fixture_with(name, &[])
 }
 
 /// The stdout of `output` as text.
@@ -74,4 +73,13 @@ pub fn stdout(output: &Output) -> String {
 /// The stderr of `output` as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `miniworker run` on fixture `name` with extra flags.
+pub fn run_fixture_with(name: &str, flags: &[&str]) -> Output {
+    let path = fixture(name);
+    let mut args = vec!["run", "--timeout", "30"];
+    args.extend_from_slice(flags);
+    args.push(path.to_str().expect("utf-8 path"));
+    miniworker(&args)
 }

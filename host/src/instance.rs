@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{DEFAULT_MAX_MESSAGE, Message};
 use crate::error::{Error, JsError, KillReason, Result};
+use crate::limits::Limits;
 use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
 use crate::project::{Project, ProjectError};
 use crate::runtime::Runtime;
@@ -15,6 +16,8 @@ use crate::runtime::Runtime;
 pub struct RunOptions {
     /// Stop the run after this long (exit code 124).
     pub timeout: Option<Duration>,
+    /// The limits of the main thread and of each worker.
+    pub limits: Limits,
 }
 
 /// What a [`MiniProgram::run`] came to.
@@ -37,8 +40,13 @@ impl MiniProgram {
     /// An instance of `project` whose main thread is the calling Rust code:
     /// worker console lines arrive as [`WorkerEvent::Console`], nothing is printed.
     pub fn new(runtime: &Runtime, project: Project) -> MiniProgram {
+        MiniProgram::with_limits(runtime, project, Limits::default())
+    }
+
+    /// [`MiniProgram::new`] with `limits` for each of its workers.
+    pub fn with_limits(runtime: &Runtime, project: Project, limits: Limits) -> MiniProgram {
         MiniProgram {
-            program: Program::new(runtime, project, Output::Events),
+            program: Program::new(runtime, project, Output::Events, limits),
         }
     }
 
@@ -49,7 +57,7 @@ impl MiniProgram {
         let source = project
             .app_js()
             .map_err(|p| Error::Project(ProjectError { problems: vec![p] }))?;
-        let program = Program::new(runtime, project, Output::Print);
+        let program = Program::new(runtime, project, Output::Print, options.limits.clone());
         let deadline = options.timeout.map(|t| Instant::now() + t);
         let status = program.run_main(&source, deadline);
         Ok(RunReport {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use miniworker::{MiniProgram, Project, RunOptions, Runtime};
+use miniworker::{Limits, MiniProgram, Project, RunOptions, Runtime};
 
 /// Runs mini-program Worker JavaScript in a WebAssembly sandbox.
 #[derive(Parser)]
@@ -24,6 +24,10 @@ enum Command {
         /// Stop after this many seconds (exit code 124).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
+        /// Linear memory of each context (main thread, worker), in MiB.
+        #[arg(long, value_name = "MIB", default_value_t = (miniworker::DEFAULT_MEMORY >> 20) as u32,
+              value_parser = clap::value_parser!(u32).range(1..=4095))]
+        max_memory: u32,
     },
     /// Checks the project and reports every problem at once.
     Check {
@@ -58,7 +62,11 @@ fn main() -> ExitCode {
                 ExitCode::from(BAD_PROJECT)
             }
         },
-        Command::Run { project, timeout } => {
+        Command::Run {
+            project,
+            timeout,
+            max_memory,
+        } => {
             let timeout = match timeout {
                 Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
                 Some(_) => {
@@ -74,6 +82,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(BAD_PROJECT);
                 }
             };
+            let options = RunOptions {
+                timeout,
+                limits: Limits::default().memory((max_memory as usize) << 20),
+            };
             let runtime = match Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -81,7 +93,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match MiniProgram::run(&runtime, loaded, &RunOptions { timeout }) {
+            match MiniProgram::run(&runtime, loaded, &options) {
                 Ok(report) => ExitCode::from(report.status.code() as u8),
                 Err(e) => {
                     eprintln!("{}: {e}", project.display());

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::bindings::{LogLevel, TurnState, WitJsError};
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::host::{HostState, Role, TestKill};
+use crate::limits::Limits;
 use crate::project::Project;
 use crate::runtime::{Runtime, RuntimeInner};
 
@@ -97,6 +98,7 @@ pub(crate) struct Program {
     pub(crate) runtime: Arc<RuntimeInner>,
     project: Project,
     output: Output,
+    pub(crate) limits: Limits,
     state: Mutex<State>,
     /// Wakes the main thread: a worker event, a worker going idle, a timeout.
     main_cv: Condvar,
@@ -148,11 +150,12 @@ fn due_after(ms: Option<u64>) -> Option<Instant> {
 }
 
 impl Program {
-    pub(crate) fn new(runtime: &Runtime, project: Project, output: Output) -> Arc<Program> {
+    pub(crate) fn new(runtime: &Runtime, project: Project, output: Output, limits: Limits) -> Arc<Program> {
         Arc::new(Program {
             runtime: runtime.inner.clone(),
             project,
             output,
+            limits,
             state: Mutex::new(State {
                 next_id: 1,
                 ..State::default()
@@ -483,6 +486,9 @@ enum MainJob {
 pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
     if e.downcast_ref::<TestKill>().is_some() {
         return (KillReason::Test, TestKill.to_string());
+    }
+    if let Some(breach) = e.downcast_ref::<crate::limits::MemoryLimit>() {
+        return (KillReason::Memory, breach.to_string());
     }
     if let Some(violation) = e.downcast_ref::<crate::codec::ProtocolViolation>() {
         return (KillReason::Crash, violation.to_string());

@@ -105,6 +105,7 @@ impl RuntimeInner {
     /// once `state.stop` is set and the engine epoch is bumped.
     pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
             if cx.data().stop.load(std::sync::atomic::Ordering::Acquire) {

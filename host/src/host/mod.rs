@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::limits::MemoryCap;
 use crate::program::Program;
 
 pub(crate) use worker_host::TestKill;
@@ -32,16 +33,21 @@ pub(crate) struct HostState {
     pub(crate) role: Role,
     /// Set, then the engine epoch bumped, to stop this store's guest.
     pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) memory: MemoryCap,
 }
 
 impl HostState {
     pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>) -> HostState {
+        let memory = MemoryCap {
+            limit: program.limits.memory_bytes(),
+        };
         HostState {
             wasi: crate::wasi::deny_all(),
             table: ResourceTable::new(),
             program,
             role,
             stop,
+            memory,
         }
     }
 }
