@@ -4,7 +4,7 @@
 
 use miniworker::{Item, Message, Node, ViewKind, WorkerEvent};
 
-use crate::common::{next_event, program, run_fixture_with, stderr, stdout};
+use crate::common::{next_event, next_message, program, run_fixture_with, stderr, stdout};
 
 #[test]
 fn every_cloneable_type_round_trips_through_a_worker() {
@@ -128,4 +128,27 @@ fn host_messages_reach_the_worker_with_json_types() {
         reply.to_json().unwrap(),
         serde_json::json!({ "big": "42", "when": "1970-01-02T00:00:00.000Z", "echo": true, "count": 1 })
     );
+}
+
+#[test]
+fn the_size_limit_holds_in_the_worker_and_on_the_host() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/sizes.js").unwrap();
+    // The worker refuses to send 17 MiB, and can still send 15.
+    worker.post_json(&serde_json::json!(17)).unwrap();
+    assert_eq!(
+        next_message(&worker),
+        "RangeError: postMessage: the message is larger than the limit of 16777216 bytes"
+    );
+    worker.post_json(&serde_json::json!(15)).unwrap();
+    let reply = next_message(&worker);
+    assert_eq!(reply.as_str().map(str::len), Some((15 << 20) - 16));
+    // The host refuses to send 17 MiB; nothing reaches the worker.
+    let big = Message::primitive(Item::String("x".repeat(17 << 20)));
+    match worker.post_message(&big) {
+        Err(miniworker::Error::Message(text)) => assert!(text.contains("16777216"), "{text}"),
+        other => panic!("expected a size error, got {other:?}"),
+    }
+    worker.post_json(&serde_json::json!(17)).unwrap();
+    assert!(next_message(&worker).as_str().unwrap().starts_with("RangeError"));
 }
