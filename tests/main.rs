@@ -7,4 +7,5 @@ mod cli;
 mod codec;
 mod imports;
 mod messaging;
+mod modules;
 mod project;

@@ -130,6 +130,7 @@ fn worker_sees_only_its_own_globals() {
         "setInterval",
         "clearInterval",
         "queueMicrotask",
+        "require",
     ] {
         assert_eq!(
             seen[present],
@@ -141,6 +142,24 @@ fn worker_sees_only_its_own_globals() {
             "{present}"
         );
     }
+    // The whole global set: the ECMAScript built-ins of QuickJS-ng, the
+    // WHATWG extras the docs list (TextEncoder, TextDecoder, performance),
+    // and the worker's own names.
+    let builtins = "AggregateError Array ArrayBuffer AsyncDisposableStack BigInt BigInt64Array BigUint64Array \
+        Boolean DataView Date DisposableStack Error EvalError FinalizationRegistry Float16Array Float32Array \
+        Float64Array Function Infinity Int16Array Int32Array Int8Array InternalError Iterator JSON Map Math NaN \
+        Number Object Promise Proxy RangeError ReferenceError Reflect RegExp Set SharedArrayBuffer String \
+        SuppressedError Symbol SyntaxError TypeError URIError Uint16Array Uint32Array Uint8Array \
+        Uint8ClampedArray WeakMap WeakRef WeakSet decodeURI decodeURIComponent encodeURI encodeURIComponent \
+        escape eval globalThis isFinite isNaN parseFloat parseInt undefined unescape";
+    let extras = "TextDecoder TextEncoder performance";
+    let own = "worker require console setTimeout clearTimeout setInterval clearInterval queueMicrotask";
+    let mut expected: Vec<&str> = [builtins, extras, own]
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(seen["all"], json!(expected));
     assert_eq!(seen["typeofWx"], json!("undefined"));
     assert_eq!(seen["__filename"], json!("/workers/globals.js"));
     assert_eq!(seen["__dirname"], json!("/workers"));

@@ -96,7 +96,7 @@ pub(crate) enum Output {
 
 pub(crate) struct Program {
     pub(crate) runtime: Arc<RuntimeInner>,
-    project: Project,
+    pub(crate) project: Project,
     output: Output,
     pub(crate) limits: Limits,
     state: Mutex<State>,

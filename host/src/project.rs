@@ -125,6 +125,22 @@ impl Project {
         Ok((path, source))
     }
 
+    /// The directory module code of `role` is confined to: the workers
+    /// directory for a worker, the whole project for the main thread.
+    fn module_scope(&self, worker: bool) -> &str {
+        if worker { &self.inner.workers } else { "" }
+    }
+
+    /// Resolves a module request of worker (`worker`) or main-thread code.
+    pub(crate) fn resolve_module(&self, worker: bool, from: &str, request: &str) -> Result<String, String> {
+        resolve::resolve_module(&self.inner.root, self.module_scope(worker), from, request)
+    }
+
+    /// Reads a module [`Project::resolve_module`] gave.
+    pub(crate) fn load_module(&self, worker: bool, filename: &str) -> Result<String, String> {
+        resolve::load_module(&self.inner.root, self.module_scope(worker), filename)
+    }
+
     /// Reads `app.js`, needed only to run the JavaScript main thread.
     pub(crate) fn app_js(&self) -> Result<String, String> {
         resolve::read_file(&self.inner.root, "app.js").map_err(|e| match e {

@@ -37,6 +37,99 @@ pub fn is_inside(dir: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
 }
 
+/// The error `require` throws for a module it cannot give (SPEC section 3).
+fn not_defined(id: &str, request: &str) -> String {
+    format!("module '{id}' is not defined, require args is '{request}'")
+}
+
+/// Resolves `require(request)` or `import request` in the file `from`
+/// (project-relative with a leading `/`), for code confined to the directory
+/// `scope` (the workers directory, or `""` for the whole project). Relative
+/// requests (`./`, `../`) start at `from`'s directory, others at the project
+/// root; an absolute one is refused. `.js` may be omitted, and a directory
+/// means its `index.js`. Returns the file, project-relative with a leading
+/// `/`, or the WeChat-style error.
+pub fn resolve_module(root: &Dir, scope: &str, from: &str, request: &str) -> Result<String, String> {
+    let relative =
+        request == "." || request == ".." || request.starts_with("./") || request.starts_with("../");
+    let base = if relative {
+        from.trim_start_matches('/')
+            .rsplit_once('/')
+            .map_or("", |(dir, _)| dir)
+    } else {
+        ""
+    };
+    let normalized = if request.is_empty() || request.starts_with('/') {
+        None
+    } else {
+        normalize(base, request)
+    };
+    let Some(path) = normalized else {
+        return Err(not_defined(&module_id(base, request), request));
+    };
+    let candidates = if path.ends_with(".js") {
+        vec![path.clone()]
+    } else {
+        vec![format!("{path}.js"), format!("{path}/index.js")]
+    };
+    for candidate in &candidates {
+        if !scope.is_empty() && !is_inside(scope, candidate) {
+            continue;
+        }
+        match probe(root, candidate) {
+            Ok(()) => return Ok(format!("/{candidate}")),
+            Err(e) => tracing::debug!("require('{request}') from {from}: {candidate}: {e}"),
+        }
+    }
+    Err(not_defined(&candidates[0], request))
+}
+
+/// The name a refused request goes by in its error: the request joined to
+/// `base` lexically, keeping the `..` that climb out, with `.js` added.
+fn module_id(base: &str, request: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    if !request.starts_with('/') {
+        parts.extend(base.split('/').filter(|p| !p.is_empty()));
+    }
+    for part in request.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut id = parts.join("/");
+    if request.starts_with('/') {
+        id.insert(0, '/');
+    }
+    if !id.is_empty() && !id.ends_with(".js") {
+        id.push_str(".js");
+    }
+    id
+}
+
+/// Reads a module that [`resolve_module`] gave, after checking again that
+/// `filename` is a normalised `.js` path inside `scope`: the caller is a guest.
+pub fn load_module(root: &Dir, scope: &str, filename: &str) -> Result<String, String> {
+    let path = filename.strip_prefix('/').unwrap_or("");
+    let well_formed = normalize("", path).is_some_and(|n| n == path) && path.ends_with(".js");
+    if !well_formed || (!scope.is_empty() && !is_inside(scope, path)) {
+        return Err(format!(
+            "module '{path}' is not defined, require args is '{filename}'"
+        ));
+    }
+    read_file(root, path).map_err(|e| format!("cannot load module '{path}': {e}"))
+}
+
+/// Whether `path` names a regular `.js` file reached without symlinks.
+fn probe(root: &Dir, path: &str) -> Result<(), ReadError> {
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = open_dir(root, parent)?;
+    check_regular(&dir.symlink_metadata(name).map_err(io_error)?)
+}
+
 /// Why a file could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {

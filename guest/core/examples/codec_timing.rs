@@ -68,6 +68,8 @@ fn main() {
     let hooks = Hooks {
         console: |_: Level, text: &str| eprintln!("{text}"),
         uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
+        resolve_module: |_, request| Err(format!("no modules here: {request}")),
+        load_module: |filename| Err(format!("no modules here: {filename}")),
     };
     let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("context");
     context.turn(|ctx, _, _| {

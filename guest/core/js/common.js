@@ -1,10 +1,76 @@
-// The part of every context's setup written in JavaScript: console, timers,
-// queueMicrotask and error description. Evaluated once, before any project
+// The part of every context's setup written in JavaScript: modules, console,
+// timers, queueMicrotask and error description. Evaluated once, before any project
 // code, as a function of the host natives, so that nothing but the globals
 // it defines is visible to project code.
 (function (native) {
   'use strict';
   const global = globalThis;
+
+  // ---- modules (SPEC section 3) ---------------------------------------------
+
+  // Every project file run so far, by project-relative name: { module } for
+  // CommonJS, { esm: true } for an ES module (QuickJS keeps those itself).
+  const modules = new Map();
+
+  function dirnameOf(filename) {
+    return filename.slice(0, filename.lastIndexOf('/')) || '/';
+  }
+
+  // The record of a file, run first if it is new: { module } or { esm: true }.
+  function record(filename) {
+    const known = modules.get(filename);
+    if (known) return known;
+    const compiled = native.loadModule(filename);
+    if (compiled === null) {
+      const esm = { esm: true };
+      modules.set(filename, esm);
+      return esm;
+    }
+    runCommonJs(compiled, filename);
+    return modules.get(filename);
+  }
+
+  function requireFile(filename) {
+    const r = record(filename);
+    return r.esm ? native.esmNamespace(filename) : r.module.exports;
+  }
+
+  function makeRequire(from) {
+    return function require(request) {
+      return requireFile(native.resolveModule(from, String(request)));
+    };
+  }
+
+  // Runs a compiled CommonJS wrapper once; a module that throws is forgotten,
+  // as in Node, so a later require runs it again.
+  function runCommonJs(fn, filename) {
+    const module = { exports: {}, id: filename, filename, loaded: false };
+    modules.set(filename, { module });
+    try {
+      fn.call(module.exports, module.exports, makeRequire(filename), module, filename, dirnameOf(filename));
+    } catch (e) {
+      modules.delete(filename);
+      throw e;
+    }
+    module.loaded = true;
+    return module.exports;
+  }
+
+  // For the module loader: { exports } of a CommonJS file (run now if need
+  // be), or undefined for an ES module.
+  function importFile(filename) {
+    const r = record(filename);
+    return r.esm ? undefined : { exports: r.module.exports };
+  }
+
+  // The global require (ES modules have no wrapper): relative to its caller.
+  Object.defineProperty(global, 'require', {
+    value: function require(request) {
+      return requireFile(native.resolveModule(native.callerFile() || '/', String(request)));
+    },
+    writable: true,
+    configurable: true,
+  });
 
   // ---- errors ---------------------------------------------------------------
 
@@ -233,15 +299,15 @@
       if (next === null) return -1;
       return Math.max(0, Math.ceil(next.timer.due - native.now()));
     },
-    // Runs a project file as a CommonJS module body.
-    runCommonJs(fn, filename) {
-      const module = { exports: {}, id: filename, filename };
-      const dirname = filename.slice(0, filename.lastIndexOf('/')) || '/';
-      const require = function require(id) {
-        throw new Error("module '" + String(id) + "' is not defined, require args is '" + String(id) + "'");
-      };
-      fn.call(module.exports, module.exports, require, module, filename, dirname);
-      return module.exports;
+    runCommonJs,
+    importFile,
+    // The entry file is an ES module: registered, so require() of it runs nothing twice.
+    markModule(filename) {
+      modules.set(filename, { esm: true });
+    },
+    // An ES entry module's failure arrives as a rejection; report it like a throw.
+    watchEntry(promise) {
+      promise.then(undefined, reportError);
     },
   };
 });

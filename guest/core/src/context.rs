@@ -7,6 +7,8 @@ use std::time::Instant;
 use javy::quickjs::context::EvalOptions;
 use javy::quickjs::{self, Ctx, Exception, Function, Object, Persistent, Value, qjs};
 
+use crate::modules::{self, Compiled};
+
 /// The level of a `console` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -53,6 +55,11 @@ pub struct Hooks {
     pub console: fn(Level, &str),
     /// Reports an uncaught exception.
     pub uncaught_error: fn(JsError),
+    /// Resolves a module request in a file: the module's file, or the error
+    /// message `require` throws.
+    pub resolve_module: fn(&str, &str) -> Result<String, String>,
+    /// Reads a module file that `resolve_module` gave.
+    pub load_module: fn(&str) -> Result<String, String>,
 }
 
 /// One JavaScript context: a QuickJS runtime with the common and role preludes.
@@ -100,8 +107,10 @@ impl Context {
                 remove_globals(&ctx)?;
                 crate::codec::install(&ctx)?;
                 let natives = common_natives(&ctx, hooks)?;
+                crate::modules::install(&ctx, &natives, hooks)?;
                 let common: Object =
                     eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;
+                crate::modules::set_import_file(&ctx, common.get("importFile")?);
                 let role_natives = Object::new(ctx.clone())?;
                 install(&ctx, &role_natives)?;
                 let role: Object =
@@ -153,14 +162,37 @@ impl Context {
         })
     }
 
-    /// Runs the entry file as the first turn (a CommonJS module body).
+    /// Runs the entry file as the first turn: a CommonJS module, or an ES
+    /// module whose failure (a rejection) is reported like any other.
     pub fn start(&self, filename: &str, source: &str) -> TurnState {
         self.turn(|ctx, common, _| {
-            let f = compile_commonjs(ctx, filename, source)?;
-            common
-                .get::<_, Function>("runCommonJs")?
-                .call::<_, Value>((f, filename))?;
-            Ok(())
+            let run = || match modules::compile(ctx, filename, source)? {
+                Compiled::CommonJs(f) => common
+                    .get::<_, Function>("runCommonJs")?
+                    .call::<_, Value>((f, filename))
+                    .map(drop),
+                Compiled::Module(m) => {
+                    common
+                        .get::<_, Function>("markModule")?
+                        .call::<_, ()>((filename,))?;
+                    let promise = modules::evaluate(ctx, m)?;
+                    common.get::<_, Function>("watchEntry")?.call::<_, ()>((promise,))
+                }
+            };
+            run().map_err(|e| {
+                if !e.is_exception() {
+                    return e;
+                }
+                // Import and link errors carry no stack frame: they are the
+                // entry file's, as far as onError can tell.
+                let error = ctx.catch();
+                if let Some(obj) = error.as_object()
+                    && !obj.contains_key("fileName").unwrap_or(true)
+                {
+                    let _ = obj.set("fileName", filename);
+                }
+                ctx.throw(error)
+            })
         })
     }
 
@@ -229,16 +261,6 @@ impl Context {
             });
         }
     }
-}
-
-/// Compiles a project file as the body of a CommonJS wrapper function. The
-/// wrapper's head shares the file's first line, so line numbers stay true.
-fn compile_commonjs<'js>(ctx: &Ctx<'js>, filename: &str, source: &str) -> quickjs::Result<Function<'js>> {
-    let wrapped = format!("(function (exports, require, module, __filename, __dirname) {{{source}\n}})");
-    let mut options = EvalOptions::default();
-    options.strict = false;
-    options.filename = Some(filename.to_owned());
-    ctx.eval_with_options(wrapped, options)
 }
 
 fn eval_prelude<'js>(ctx: &Ctx<'js>, name: &str, source: &str) -> quickjs::Result<Function<'js>> {

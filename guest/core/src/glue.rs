@@ -39,6 +39,8 @@ macro_rules! component_glue {
                 miniworker::sandbox::context::console(level, text);
             },
             uncaught_error: |e| miniworker::sandbox::context::uncaught_error(&to_wit_error(e)),
+            resolve_module: miniworker::sandbox::context::resolve_module,
+            load_module: miniworker::sandbox::context::load_module,
         };
 
         /// Runs `f` on the started context; before `start` there is nothing to run.

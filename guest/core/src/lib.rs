@@ -14,6 +14,7 @@
 pub mod codec;
 mod context;
 mod glue;
+mod modules;
 
 pub use context::{Context, Hooks, JsError, Level, TurnState, throw_error};
 pub use javy::quickjs;

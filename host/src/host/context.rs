@@ -1,4 +1,5 @@
-//! `miniworker:sandbox/context`: console lines and uncaught errors.
+//! `miniworker:sandbox/context`: console lines, uncaught errors, and module
+//! files read through the project's capability.
 
 use super::{HostState, Role};
 use crate::bindings::worker::miniworker::sandbox::{context, types};
@@ -19,5 +20,15 @@ impl context::Host for HostState {
                 self.program.push_from_worker(id, Event::Error(error.into()));
             }
         }
+    }
+
+    fn resolve_module(&mut self, from: String, request: String) -> Result<String, String> {
+        let worker = matches!(self.role, Role::Worker(_));
+        self.program.project.resolve_module(worker, &from, &request)
+    }
+
+    fn load_module(&mut self, filename: String) -> Result<String, String> {
+        let worker = matches!(self.role, Role::Worker(_));
+        self.program.project.load_module(worker, &filename)
     }
 }
