@@ -197,3 +197,17 @@ fn a_main_thread_over_its_memory_cap_exits_3() {
     assert_eq!(stdout(&out), "[main] start\n");
     assert!(stderr(&out).contains("(memory)"), "{}", stderr(&out));
 }
+
+#[test]
+fn turns_run_in_the_same_order_in_both_contexts() {
+    let out = run_fixture("turns");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let order = r#"["async-start","sync-end","micro1","micro2","async-resumed","t0-a","t0-b xy","t5","t5-micro","t5-micro2","t5-b","t10 clears t15","t20","iv1","iv2","iv3"]"#;
+    assert_eq!(
+        stdout(&out),
+        format!("[main] {order}\n[main] worker: same order\n")
+    );
+    let err = stderr(&out);
+    assert!(err.contains("URIError: from the entry file"), "{err}");
+    assert!(err.contains("/workers/errors.js:16"), "{err}");
+}

@@ -240,3 +240,37 @@ fn worker_console_lines_are_events_in_library_mode() {
         .collect();
     assert_eq!(seen, expect);
 }
+
+#[test]
+fn every_error_source_reaches_on_error_and_the_worker_answers() {
+    let program = program("turns");
+    let worker = program.create_worker("workers/errors.js").unwrap();
+    let mut seen = Vec::new();
+    let mut expect_error = |worker: &miniworker::Worker| match next_event(worker) {
+        WorkerEvent::Error(e) => seen.push((e.name, e.message, e.filename, e.lineno)),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    expect_error(&worker);
+    for (request, answer) in [("async", "a"), ("timer", "b"), ("value", "c")] {
+        worker.post_json(&json!(request)).unwrap();
+        expect_error(&worker);
+        worker.post_json(&json!(answer)).unwrap();
+        assert_eq!(next_message(&worker), json!(format!("answer {answer}")));
+    }
+    let file = "/workers/errors.js".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("URIError".into(), "from the entry file".into(), file.clone(), 16),
+            (
+                "SyntaxError".into(),
+                "from an async handler".into(),
+                file.clone(),
+                5
+            ),
+            ("EvalError".into(), "from a timer".into(), file.clone(), 8),
+            // A thrown non-Error: String(value), no name, no place.
+            (String::new(), "42".into(), String::new(), 0),
+        ]
+    );
+}

@@ -77,6 +77,14 @@
   // The first "path:line" of a QuickJS stack frame: "    at f (/workers/a.js:3:9)".
   const FRAME = /\((\/[^()]*?):(\d+)(?::\d+)?\)|at (\/[^\s()]*?):(\d+)(?::\d+)?$/m;
 
+  // A stack without the frames of miniworker's own preludes (and the native
+  // calls that led into them): only project code is the project's business.
+  function projectFrames(stack) {
+    const lines = stack.split('\n').filter((line) => line.indexOf('(<miniworker:') < 0);
+    while (lines.length && /^\s*(at \S+ \(native\))?\s*$/.test(lines[lines.length - 1])) lines.pop();
+    return lines.join('\n') + '\n';
+  }
+
   function describeError(e) {
     let message;
     let stack = '';
@@ -84,7 +92,7 @@
     let lineno = 0;
     if (e instanceof Error) {
       message = String(e.message);
-      stack = typeof e.stack === 'string' ? e.stack : '';
+      stack = typeof e.stack === 'string' ? projectFrames(e.stack) : '';
       const m = FRAME.exec(stack);
       if (m) {
         filename = m[1] || m[3];
