@@ -7,13 +7,17 @@ WASI_SDK := $(ROOT)/target/wasi-sdk
 GUEST_OUT := $(ROOT)/target/guest
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM := $(ROOT)/guest/target/$(GUEST_TARGET)/release
-APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32
+APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 curl patch
 CARGO ?= cargo
+QJS_SYS := rquickjs-sys-0.12.2
+QJS_SYS_SHA256 := a13ac243b86a74120814ef7e9e30ad5a2c1199b7b9963b1cf7c84e4cdc1cad99
+QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
+QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
 .PHONY: setup guest precompile build run test lint fuzz bench-codec fmt clean
 
-setup: $(WASI_SDK)/.ready
+setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
 
 # rquickjs-sys downloads wasi-sdk unless WASI_SDK names a layout of it; Debian's
@@ -29,6 +33,23 @@ $(WASI_SDK)/.ready:
 	ln -sfn /usr/bin/llvm-ar-14 $(WASI_SDK)/bin/ar
 	ln -sfn /usr/include/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/include
 	ln -sfn /usr/lib/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/lib/wasm32-wasi
+	touch $@
+
+# rquickjs-sys with QuickJS's stack check restored for WASI (TOOLCHAIN.md): the
+# crate comes from cargo's cache or crates.io, checked against its published
+# checksum, and gets our patch; guest/Cargo.toml points [patch.crates-io] here.
+$(QJS_SYS_DIR)/.patched: $(QJS_SYS_PATCH) | $(WASI_SDK)/.ready
+	rm -rf $(QJS_SYS_DIR) && mkdir -p $(dir $(QJS_SYS_DIR))
+	crate=$$(ls $${CARGO_HOME:-$$HOME/.cargo}/registry/cache/*/$(QJS_SYS).crate 2>/dev/null | head -1); \
+	if [ -z "$$crate" ]; then \
+	  crate=$(ROOT)/target/patched/$(QJS_SYS).crate; \
+	  curl -sSfL -o $$crate https://static.crates.io/crates/rquickjs-sys/$(QJS_SYS).crate; \
+	fi; \
+	echo "$(QJS_SYS_SHA256)  $$crate" | sha256sum -c --quiet && \
+	tar -xzf $$crate -C $(dir $(QJS_SYS_DIR))
+	cd $(QJS_SYS_DIR) && patch -p1 --quiet < $(QJS_SYS_PATCH)
+	@# Its build script does not watch the C sources: rebuild it for a new patch.
+	-cd guest && $(CARGO) clean --quiet --release --target $(GUEST_TARGET) -p rquickjs-sys
 	touch $@
 
 guest: setup

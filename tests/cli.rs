@@ -1,6 +1,6 @@
 //! The command line: `run` output, console format and order, exit codes.
 
-use crate::common::{fixture, miniworker, run_fixture, stderr, stdout};
+use crate::common::{fixture, miniworker, run_fixture, run_fixture_with, stderr, stdout};
 
 #[test]
 fn hello_example_prints_worker_and_main_lines() {
@@ -196,6 +196,14 @@ fn a_main_thread_over_its_memory_cap_exits_3() {
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "[main] start\n");
     assert!(stderr(&out).contains("(memory)"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_main_thread_over_its_cpu_time_exits_3() {
+    let out = run_fixture_with("main-spin", &["--cpu-time", "0.3"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "[main] start\n");
+    assert!(stderr(&out).contains("(cpu-time)"), "{}", stderr(&out));
 }
 
 #[test]

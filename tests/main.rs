@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod codec;
 mod imports;
+mod limits;
 mod messaging;
 mod modules;
 mod project;

@@ -159,8 +159,21 @@ fn require_cannot_leave_the_workers_directory() {
     let fifo = std::ffi::CString::new(workers.join("fifo.js").to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid NUL-terminated path.
     assert_eq!(unsafe { libc_mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let big = std::fs::File::create(workers.join("big.js")).unwrap();
+    big.set_len(17 << 20).unwrap();
 
     let program = MiniProgram::new(runtime(), project);
+    for planted in [
+        "workers/fifo.js",
+        "workers/big.js",
+        "workers/link.js",
+        "workers/dir.js",
+    ] {
+        match program.create_worker(planted) {
+            Err(miniworker::Error::BadScript(why)) => assert!(why.contains(planted), "{why}"),
+            other => panic!("createWorker('{planted}') gave {:?}", other.map(|_| ())),
+        }
+    }
     let worker = program.create_worker("workers/escape.js").unwrap();
     let got = next_message(&worker);
     let expected = [
@@ -184,6 +197,7 @@ fn require_cannot_leave_the_workers_directory() {
         ("utils/u.js", "../utils/u"),
         ("workers.js", "workers"),
         ("../app.js", "./deep/../../../app.js"),
+        ("workers/big.js", "./big.js"),
     ];
     let expected: Vec<String> = expected.iter().map(|(id, r)| not_defined(id, r)).collect();
     assert_eq!(got, json!(expected));

@@ -31,4 +31,4 @@ pub mod main {
     });
 }
 
-pub use worker::miniworker::sandbox::types::{JsError as WitJsError, LogLevel, TurnState};
+pub use worker::miniworker::sandbox::types::{ContextLimits, JsError as WitJsError, LogLevel, TurnState};

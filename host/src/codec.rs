@@ -18,8 +18,8 @@ impl std::error::Error for ProtocolViolation {}
 
 /// Checks a message a guest sent before it is queued: a malformed one is a
 /// trap of the sender, so no receiver ever sees it.
-pub(crate) fn check_from_guest(data: &[u8]) -> wasmtime::Result<()> {
-    if data.len() > DEFAULT_MAX_MESSAGE {
+pub(crate) fn check_from_guest(data: &[u8], limit: usize) -> wasmtime::Result<()> {
+    if data.len() > limit {
         return Err(wasmtime::Error::new(ProtocolViolation(format!(
             "a message of {} bytes, over the limit",
             data.len()

@@ -88,6 +88,10 @@ pub enum Error {
     /// The worker was killed.
     #[error("worker was killed: {0}")]
     Killed(KillReason),
+    /// The queue toward the receiver is at its limit (messages or bytes):
+    /// back-pressure, nothing was queued. Try again once the receiver reads.
+    #[error("postMessage: {0}")]
+    QueueFull(String),
     /// A message could not be encoded or decoded.
     #[error("bad message: {0}")]
     Message(String),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::codec::{DEFAULT_MAX_MESSAGE, Message};
+use crate::codec::Message;
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::limits::Limits;
 use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
@@ -69,7 +69,13 @@ impl MiniProgram {
     /// `wx.createWorker(script_path)`: starts a worker, or fails when the path
     /// is refused or a worker is already running.
     pub fn create_worker(&self, script_path: &str) -> Result<Worker> {
-        let id = self.program.create_worker(script_path)?;
+        self.create_worker_with_limits(script_path, self.program.limits.clone())
+    }
+
+    /// [`MiniProgram::create_worker`] with limits of its own for this worker
+    /// (the queue limits hold in both directions of its channel).
+    pub fn create_worker_with_limits(&self, script_path: &str, limits: Limits) -> Result<Worker> {
+        let id = self.program.create_worker(script_path, limits)?;
         Ok(Worker {
             program: self.program.clone(),
             id,
@@ -120,10 +126,11 @@ pub struct Worker {
 
 impl Worker {
     /// `postMessage(message)`: queues a copy for the worker's `onMessage`
-    /// listeners. Fails with [`Error::Message`] past the 16 MiB limit.
+    /// listeners. Fails with [`Error::Message`] past the message size limit
+    /// and with [`Error::QueueFull`] while the worker's queue is full.
     pub fn post_message(&self, message: &Message) -> Result<()> {
         let data = message
-            .encode(DEFAULT_MAX_MESSAGE)
+            .encode(self.program.limits.message_bytes())
             .map_err(|e| Error::Message(e.to_string()))?;
         self.program.post_to_worker(self.id, data)
     }

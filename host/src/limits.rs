@@ -1,27 +1,62 @@
-//! Resource limits of one JavaScript context (SPEC section 5).
+//! Resource limits of one JavaScript context (SPEC section 5), and the parts
+//! of their enforcement that live on a store: the memory cap, per-turn CPU
+//! time, and the per-turn console budget.
+
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
-/// Linear memory of one context, by default (SPEC section 5).
+/// Linear memory of one context, by default.
 pub const DEFAULT_MEMORY: usize = 64 << 20;
+/// QuickJS stack of one context, by default.
+pub const DEFAULT_STACK: usize = 512 << 10;
+/// The largest QuickJS stack a context may have: it must stay below the
+/// guest's 1 MiB shadow stack, and Wasmtime's stack is sized for it
+/// (`miniworker_engine::MAX_WASM_STACK`, 16 times as much).
+pub const MAX_STACK: usize = 896 << 10;
+/// The smallest QuickJS stack: below it the preludes cannot run.
+pub const MIN_STACK: usize = 64 << 10;
+
+/// Table elements one context may have: far above what QuickJS needs (a few
+/// thousand function pointers), low enough that a table cannot become a
+/// memory bomb of its own.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// The resource limits of each JavaScript context of a mini-program: its main
-/// thread (`app.js`) and its worker. Start from [`Limits::default`] (the
-/// SPEC's defaults) and change what you need:
+/// thread (`app.js`) and its worker. [`Limits::default`] gives the SPEC's
+/// defaults; each setter changes one:
 ///
 /// ```
-/// let limits = miniworker::Limits::default().memory(256 << 20);
+/// use std::time::Duration;
+/// let limits = miniworker::Limits::default()
+///     .memory(256 << 20)
+///     .cpu_time(Duration::from_secs(1));
 /// assert_eq!(limits.memory_bytes(), 256 << 20);
+/// assert_eq!(limits.queue_message_count(), 10_000);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     memory: usize,
+    stack: usize,
+    cpu_time: Duration,
+    message: usize,
+    queue_messages: usize,
+    queue_bytes: usize,
+    timers: usize,
+    console: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             memory: DEFAULT_MEMORY,
+            stack: DEFAULT_STACK,
+            cpu_time: Duration::from_secs(5),
+            message: miniworker_codec::DEFAULT_MAX_MESSAGE,
+            queue_messages: 10_000,
+            queue_bytes: 64 << 20,
+            timers: 10_000,
+            console: 1 << 20,
         }
     }
 }
@@ -34,16 +69,96 @@ impl Limits {
         self
     }
 
+    /// QuickJS stack, in bytes (default 512 KiB, kept within 64-896 KiB).
+    /// Deeper recursion throws a catchable `RangeError`.
+    pub fn stack(mut self, bytes: usize) -> Limits {
+        self.stack = bytes.clamp(MIN_STACK, MAX_STACK);
+        self
+    }
+
+    /// Thread CPU time one turn may use (default 5 s); past it the context
+    /// is killed with reason `"cpu-time"`. Time spent waiting for a CPU does
+    /// not count.
+    pub fn cpu_time(mut self, limit: Duration) -> Limits {
+        self.cpu_time = limit;
+        self
+    }
+
+    /// The largest encoded message, in bytes (default 16 MiB); a bigger post
+    /// throws `RangeError` at the sender.
+    pub fn message_size(mut self, bytes: usize) -> Limits {
+        self.message = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// Messages queued per direction (default 10,000); a post beyond it
+    /// throws `Error` at the sender.
+    pub fn queue_messages(mut self, count: usize) -> Limits {
+        self.queue_messages = count;
+        self
+    }
+
+    /// Encoded bytes queued per direction (default 64 MiB); a post beyond it
+    /// throws `Error` at the sender.
+    pub fn queue_bytes(mut self, bytes: usize) -> Limits {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Live timers (default 10,000); `setTimeout`/`setInterval` beyond it
+    /// throw `RangeError`.
+    pub fn timers(mut self, count: usize) -> Limits {
+        self.timers = count.min(u32::MAX as usize);
+        self
+    }
+
+    /// Console output per turn, in bytes (default 1 MiB); later lines of the
+    /// turn are dropped and counted in one `(N console lines dropped)` line.
+    pub fn console_per_turn(mut self, bytes: usize) -> Limits {
+        self.console = bytes;
+        self
+    }
+
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.memory
     }
-}
 
-/// Table elements one context may have: far above what QuickJS needs (a few
-/// thousand function pointers), low enough that a table cannot become a
-/// memory bomb of its own.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+    /// The QuickJS stack in bytes.
+    pub fn stack_bytes(&self) -> usize {
+        self.stack
+    }
+
+    /// The CPU time of one turn.
+    pub fn cpu_time_per_turn(&self) -> Duration {
+        self.cpu_time
+    }
+
+    /// The largest encoded message in bytes.
+    pub fn message_bytes(&self) -> usize {
+        self.message
+    }
+
+    /// Messages queued per direction.
+    pub fn queue_message_count(&self) -> usize {
+        self.queue_messages
+    }
+
+    /// Encoded bytes queued per direction.
+    pub fn queue_byte_count(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// Live timers.
+    pub fn timer_count(&self) -> usize {
+        self.timers
+    }
+
+    /// Console bytes per turn.
+    pub fn console_bytes_per_turn(&self) -> usize {
+        self.console
+    }
+}
 
 /// The trap a context ends with when it asks for more memory than its cap:
 /// a kill with reason `"memory"`, never a catchable exception.
@@ -65,6 +180,20 @@ impl std::fmt::Display for MemoryLimit {
 }
 
 impl std::error::Error for MemoryLimit {}
+
+/// The trap a context ends with when one turn uses more CPU time than its limit.
+#[derive(Debug)]
+pub(crate) struct CpuTimeLimit {
+    pub(crate) limit: Duration,
+}
+
+impl std::fmt::Display for CpuTimeLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "one turn used more than {:?} of CPU time", self.limit)
+    }
+}
+
+impl std::error::Error for CpuTimeLimit {}
 
 /// The limiter of one store.
 pub(crate) struct MemoryCap {
@@ -97,5 +226,38 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// The CPU time the calling thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; the clock always exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// What one turn of a store has used so far.
+pub(crate) struct TurnBudget {
+    /// Thread CPU time when the turn began.
+    pub(crate) cpu_start: Duration,
+    /// Console bytes written in this turn.
+    pub(crate) console_bytes: usize,
+    /// Console lines dropped in this turn.
+    pub(crate) console_dropped: u64,
+}
+
+impl TurnBudget {
+    pub(crate) fn new() -> TurnBudget {
+        TurnBudget {
+            cpu_start: thread_cpu_time(),
+            console_bytes: 0,
+            console_dropped: 0,
+        }
     }
 }

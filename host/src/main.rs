@@ -24,16 +24,60 @@ enum Command {
         /// Stop after this many seconds (exit code 124).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
-        /// Linear memory of each context (main thread, worker), in MiB.
-        #[arg(long, value_name = "MIB", default_value_t = (miniworker::DEFAULT_MEMORY >> 20) as u32,
-              value_parser = clap::value_parser!(u32).range(1..=4095))]
-        max_memory: u32,
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Checks the project and reports every problem at once.
     Check {
         /// The mini-program project directory.
         project: PathBuf,
     },
+}
+
+/// The limits of SPEC section 5, for each context (main thread and worker).
+#[derive(clap::Args)]
+struct LimitFlags {
+    /// Linear memory of each context, in MiB (a breach kills: "memory").
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4095))]
+    max_memory: u32,
+    /// QuickJS stack of each context, in KiB (deeper recursion throws RangeError).
+    #[arg(long, value_name = "KIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=896))]
+    max_stack: u32,
+    /// Thread CPU time one turn may use, in seconds (a breach kills: "cpu-time").
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    cpu_time: f64,
+    /// The largest message, in bytes (a bigger post throws RangeError).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    max_message: u32,
+    /// Messages queued per direction (a post beyond it throws Error).
+    #[arg(long, value_name = "COUNT", default_value_t = 10_000)]
+    max_queue: usize,
+    /// Encoded bytes queued per direction (a post beyond it throws Error).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_queue_bytes: usize,
+    /// Live timers of each context (setTimeout beyond it throws RangeError).
+    #[arg(long, value_name = "COUNT", default_value_t = 10_000)]
+    max_timers: u32,
+    /// Console output per turn, in bytes (further lines are dropped and counted).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_console: usize,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> Result<Limits, String> {
+        if !(self.cpu_time.is_finite() && self.cpu_time > 0.0) {
+            return Err("--cpu-time takes a positive number of seconds".into());
+        }
+        Ok(Limits::default()
+            .memory((self.max_memory as usize) << 20)
+            .stack((self.max_stack as usize) << 10)
+            .cpu_time(Duration::from_secs_f64(self.cpu_time))
+            .message_size(self.max_message as usize)
+            .queue_messages(self.max_queue)
+            .queue_bytes(self.max_queue_bytes)
+            .timers(self.max_timers as usize)
+            .console_per_turn(self.max_console))
+    }
 }
 
 /// Exit code for a bad project or bad usage (SPEC section 7).
@@ -65,7 +109,7 @@ fn main() -> ExitCode {
         Command::Run {
             project,
             timeout,
-            max_memory,
+            limits,
         } => {
             let timeout = match timeout {
                 Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
@@ -82,10 +126,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(BAD_PROJECT);
                 }
             };
-            let options = RunOptions {
-                timeout,
-                limits: Limits::default().memory((max_memory as usize) << 20),
+            let limits = match limits.limits() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("miniworker: {e}");
+                    return ExitCode::from(BAD_PROJECT);
+                }
             };
+            let options = RunOptions { timeout, limits };
             let runtime = match Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {

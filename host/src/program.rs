@@ -2,9 +2,8 @@
 //!
 //! A [`Program`] is the state one mini-program's contexts share: the queue of
 //! worker events toward the main thread, and the one worker slot with its
-//! inbox. Each context runs on a thread of its own (the worker on a new
-//! thread, the main thread on the caller's), one turn at a time; they meet
-//! only under the program's lock, which is never held while a guest runs.
+//! inbox. Each context runs on a thread of its own, one turn at a time; they
+//! meet only under the program's lock, which is never held while a guest runs.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -12,16 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use wasmtime::Store;
+
 use crate::bindings::{LogLevel, TurnState, WitJsError};
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::host::{HostState, Role, TestKill};
-use crate::limits::Limits;
+use crate::limits::{Limits, TurnBudget};
 use crate::project::Project;
 use crate::runtime::{Runtime, RuntimeInner};
 
-/// Native stack of a worker thread: Wasmtime's guest stack plus room for the
-/// host frames below it.
-const WORKER_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
+/// Native stack of a thread that runs a guest: Wasmtime's guest stack plus
+/// room for the host frames below it.
+const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
 
 /// The level of a console line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,18 @@ pub(crate) enum Event {
     Killed(KillReason, String),
 }
 
+impl Event {
+    /// What the event counts against the queue's byte limit.
+    fn bytes(&self) -> usize {
+        match self {
+            Event::Message(data) => data.len(),
+            Event::Console(_, text) => text.len(),
+            Event::Error(e) => e.message.len() + e.stack.len() + e.filename.len(),
+            Event::Killed(_, message) => message.len(),
+        }
+    }
+}
+
 /// Where console lines and diagnostics go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Output {
@@ -114,6 +127,11 @@ struct State {
     worker: Option<Slot>,
     /// Worker events toward the main thread, with the worker id and arrival time.
     to_main: VecDeque<(u32, Instant, Event)>,
+    /// Bytes of the events in `to_main`.
+    to_main_bytes: usize,
+    /// Console lines and errors of the live worker dropped because `to_main`
+    /// was full; reported in one line once there is room.
+    dropped_events: u64,
     /// The last worker that ended, and how (for `post_to_worker` after it).
     ended: Option<(u32, Error)>,
     /// Messages discarded so far (toward a terminated or killed worker, or
@@ -122,10 +140,29 @@ struct State {
     timed_out: bool,
 }
 
+impl State {
+    /// Takes the event at `index` of `to_main`.
+    fn take_to_main(&mut self, index: usize) -> Option<(u32, Instant, Event)> {
+        let taken = self.to_main.remove(index)?;
+        self.to_main_bytes = self.to_main_bytes.saturating_sub(taken.2.bytes());
+        Some(taken)
+    }
+
+    /// Drops every event of worker `id` from `to_main`.
+    fn forget_worker_events(&mut self, id: u32) {
+        self.to_main.retain(|(from, _, _)| *from != id);
+        self.to_main_bytes = self.to_main.iter().map(|(_, _, e)| e.bytes()).sum();
+    }
+}
+
 /// The one live worker.
 struct Slot {
     id: u32,
+    /// Its limits; the queue limits hold in both directions.
+    limits: Limits,
     inbox: VecDeque<(Instant, Vec<u8>)>,
+    /// Bytes of the messages in `inbox`.
+    inbox_bytes: usize,
     listening: bool,
     /// Running a turn (or not started yet).
     busy: bool,
@@ -186,7 +223,8 @@ impl Program {
             (Output::Print, Role::Main) => print_console("[main] ", &text),
             (Output::Print, Role::Worker(_)) => print_console("[worker] ", &text),
             (Output::Events, Role::Worker(id)) => {
-                self.push_from_worker(id, Event::Console(level, text));
+                // A terminated worker's last lines have nobody to go to.
+                let _ = self.push_from_worker(id, Event::Console(level, text));
             }
             (Output::Events, Role::Main) => tracing::info!("[main] {text}"),
         }
@@ -201,7 +239,7 @@ impl Program {
 
     /// `createWorker`: checks the path and the one-worker rule, then starts
     /// the worker on a thread of its own.
-    pub(crate) fn create_worker(self: &Arc<Self>, script: &str) -> Result<u32> {
+    pub(crate) fn create_worker(self: &Arc<Self>, script: &str, limits: Limits) -> Result<u32> {
         let (path, source) = self.project.worker_script(script).map_err(Error::BadScript)?;
         let stop = Arc::new(AtomicBool::new(false));
         let id = {
@@ -213,7 +251,9 @@ impl Program {
             st.next_id += 1;
             st.worker = Some(Slot {
                 id,
+                limits: limits.clone(),
                 inbox: VecDeque::new(),
+                inbox_bytes: 0,
                 listening: false,
                 busy: true,
                 timer_due: None,
@@ -224,8 +264,8 @@ impl Program {
         let program = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("miniworker-worker-{id}"))
-            .stack_size(WORKER_THREAD_STACK)
-            .spawn(move || program.worker_thread(id, path, source, stop));
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn(move || program.worker_thread(id, path, source, stop, limits));
         if let Err(e) = spawned {
             self.lock().worker = None;
             return Err(Error::Engine(format!("cannot start the worker thread: {e}")));
@@ -238,6 +278,13 @@ impl Program {
         let mut st = self.lock();
         match st.worker.as_mut() {
             Some(slot) if slot.id == id => {
+                let why = queue_full(&slot.limits, slot.inbox.len(), slot.inbox_bytes, data.len());
+                if let Some(why) = why {
+                    return Err(Error::QueueFull(format!(
+                        "the queue toward the worker is full ({why})"
+                    )));
+                }
+                slot.inbox_bytes += data.len();
                 slot.inbox.push_back((Instant::now(), data));
                 self.worker_cv.notify_all();
                 Ok(())
@@ -259,7 +306,7 @@ impl Program {
                 return 0;
             };
             slot.stop.store(true, Ordering::Release);
-            st.to_main.retain(|(from, _, _)| *from != id);
+            st.forget_worker_events(id);
             st.ended = Some((id, Error::Terminated));
             st.discarded += slot.inbox.len() as u64;
             slot.inbox.len()
@@ -275,16 +322,43 @@ impl Program {
         discarded
     }
 
-    /// Queues an event of worker `id` toward the main thread; false when that
-    /// worker is no longer the live one (its events are dropped).
-    pub(crate) fn push_from_worker(&self, id: u32, event: Event) -> bool {
+    /// Queues an event of worker `id` toward the main thread. A message that
+    /// does not fit the queue is refused (back-pressure for the sender); a
+    /// console line or error that does not fit is dropped and counted. Fails
+    /// when that worker is no longer the live one.
+    pub(crate) fn push_from_worker(&self, id: u32, event: Event) -> std::result::Result<(), String> {
         let mut st = self.lock();
-        if st.worker.as_ref().is_none_or(|s| s.id != id) {
-            return false;
+        let Some(limits) = st
+            .worker
+            .as_ref()
+            .filter(|s| s.id == id)
+            .map(|s| s.limits.clone())
+        else {
+            return Err("worker was terminated".into());
+        };
+        let bytes = event.bytes();
+        if let Some(why) = queue_full(&limits, st.to_main.len(), st.to_main_bytes, bytes) {
+            if matches!(event, Event::Message(_)) {
+                return Err(format!("the queue toward the main thread is full ({why})"));
+            }
+            st.dropped_events += 1;
+            return Ok(());
         }
-        st.to_main.push_back((id, Instant::now(), event));
+        let now = Instant::now();
+        if st.dropped_events > 0 {
+            let notice = format!(
+                "({} worker console lines or errors dropped: the queue toward the main thread was full)",
+                st.dropped_events
+            );
+            st.dropped_events = 0;
+            st.to_main_bytes += notice.len();
+            st.to_main
+                .push_back((id, now, Event::Console(ConsoleLevel::Warn, notice)));
+        }
+        st.to_main_bytes += bytes;
+        st.to_main.push_back((id, now, event));
         self.main_cv.notify_all();
-        true
+        Ok(())
     }
 
     fn worker_killed(&self, id: u32, reason: KillReason, message: String) {
@@ -294,8 +368,10 @@ impl Program {
         };
         st.discarded += slot.inbox.len() as u64;
         st.ended = Some((id, Error::Killed(reason)));
-        st.to_main
-            .push_back((id, Instant::now(), Event::Killed(reason, message.clone())));
+        // The kill is always queued, past the limits: it is the last event.
+        let event = Event::Killed(reason, message.clone());
+        st.to_main_bytes += event.bytes();
+        st.to_main.push_back((id, Instant::now(), event));
         drop(st);
         self.main_cv.notify_all();
         self.diagnostic(&format!("miniworker: worker killed ({reason}): {message}"));
@@ -329,6 +405,7 @@ impl Program {
                 (Some(_), _) => {
                     slot.busy = true;
                     let data = slot.inbox.pop_front().map(|(_, data)| data).unwrap_or_default();
+                    slot.inbox_bytes = slot.inbox_bytes.saturating_sub(data.len());
                     return WorkerJob::Message(data);
                 }
                 (None, Some(_)) => {}
@@ -344,8 +421,15 @@ impl Program {
         }
     }
 
-    fn worker_thread(self: Arc<Self>, id: u32, path: String, source: String, stop: Arc<AtomicBool>) {
-        if let Err(e) = self.run_worker(id, &path, &source, stop.clone()) {
+    fn worker_thread(
+        self: Arc<Self>,
+        id: u32,
+        path: String,
+        source: String,
+        stop: Arc<AtomicBool>,
+        limits: Limits,
+    ) {
+        if let Err(e) = self.run_worker(id, &path, &source, stop.clone(), limits) {
             if stop.load(Ordering::Acquire) {
                 return; // terminated: nothing more to say
             }
@@ -360,24 +444,54 @@ impl Program {
         path: &str,
         source: &str,
         stop: Arc<AtomicBool>,
+        limits: Limits,
     ) -> wasmtime::Result<()> {
         let runtime = self.runtime.clone();
-        let mut store = runtime.new_store(HostState::new(self.clone(), Role::Worker(id), stop));
+        let mut store = runtime.new_store(HostState::new(self.clone(), Role::Worker(id), stop, limits));
         let guest = runtime.worker_pre.instantiate(&mut store)?;
         let turns = guest.miniworker_sandbox_turns();
         let events = guest.miniworker_sandbox_worker_events();
-        let state = turns
-            .call_start(&mut store, &format!("/{path}"), source)?
+        let limits = store.data().guest_limits();
+        let filename = format!("/{path}");
+        let state = self
+            .turn(&mut store, |s| turns.call_start(s, &filename, source, limits))?
             .map_err(wasmtime::Error::msg)?;
         self.worker_turn_done(id, state);
         loop {
             let state = match self.next_worker_job(id) {
-                WorkerJob::Message(data) => events.call_deliver_message(&mut store, &data)?,
-                WorkerJob::Timer => turns.call_run_timer(&mut store)?,
+                WorkerJob::Message(data) => {
+                    self.turn(&mut store, |s| events.call_deliver_message(s, &data))?
+                }
+                WorkerJob::Timer => self.turn(&mut store, |s| turns.call_run_timer(s))?,
                 WorkerJob::Stop => return Ok(()),
             };
             self.worker_turn_done(id, state);
         }
+    }
+
+    /// Runs one call into a guest as a turn: a fresh CPU-time and console
+    /// budget, the epoch ticking meanwhile, and a notice of the console
+    /// lines the turn's budget dropped.
+    fn turn<R>(
+        &self,
+        store: &mut Store<HostState>,
+        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        store.data_mut().budget = TurnBudget::new();
+        let result = {
+            let _running = self.runtime.guest_running();
+            call(store)
+        };
+        let dropped = store.data().budget.console_dropped;
+        if dropped > 0 {
+            let role = store.data().role;
+            self.console(
+                role,
+                ConsoleLevel::Warn,
+                format!("({dropped} console lines dropped)"),
+            );
+        }
+        result
     }
 
     // ---- the main thread -------------------------------------------------------
@@ -401,7 +515,7 @@ impl Program {
             match (head_at, timer_ready) {
                 (Some(at), Some(due)) if due <= at => return MainJob::Timer,
                 (Some(_), _) => {
-                    if let Some((id, _, event)) = st.to_main.pop_front() {
+                    if let Some((id, _, event)) = st.take_to_main(0) {
                         return MainJob::Event(id, event);
                     }
                 }
@@ -438,6 +552,7 @@ impl Program {
             .filter(|(_, _, e)| matches!(e, Event::Message(_)))
             .count() as u64;
         st.to_main.clear();
+        st.to_main_bytes = 0;
         st.discarded += left;
         if left > 0 {
             drop(st);
@@ -447,6 +562,18 @@ impl Program {
             st = self.lock();
         }
         st.discarded
+    }
+}
+
+/// Why a queue holding `count` messages of `bytes` bytes cannot take one of
+/// `adding` bytes under `limits`, if it cannot.
+fn queue_full(limits: &Limits, count: usize, bytes: usize, adding: usize) -> Option<String> {
+    if count >= limits.queue_message_count() {
+        Some(format!("{} messages", limits.queue_message_count()))
+    } else if bytes.saturating_add(adding) > limits.queue_byte_count() {
+        Some(format!("{} bytes", limits.queue_byte_count()))
+    } else {
+        None
     }
 }
 
@@ -489,6 +616,9 @@ pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
     }
     if let Some(breach) = e.downcast_ref::<crate::limits::MemoryLimit>() {
         return (KillReason::Memory, breach.to_string());
+    }
+    if let Some(breach) = e.downcast_ref::<crate::limits::CpuTimeLimit>() {
+        return (KillReason::CpuTime, breach.to_string());
     }
     if let Some(violation) = e.downcast_ref::<crate::codec::ProtocolViolation>() {
         return (KillReason::Crash, violation.to_string());
@@ -541,7 +671,19 @@ impl Program {
     pub(crate) fn run_main(self: &Arc<Self>, source: &str, deadline: Option<Instant>) -> ExitStatus {
         let stop = Arc::new(AtomicBool::new(false));
         let watchdog = deadline.map(|deadline| Watchdog::start(self.clone(), stop.clone(), deadline));
-        let result = self.main_loop(source, stop.clone());
+        // The main context gets a thread of its own, with a stack sized for
+        // Wasmtime's guest stack (the caller's may be smaller).
+        let (program, source, thread_stop) = (self.clone(), source.to_owned(), stop.clone());
+        let result = std::thread::Builder::new()
+            .name("miniworker-main".into())
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn(move || program.main_loop(&source, thread_stop))
+            .map_err(|e| wasmtime::Error::msg(format!("cannot start the main thread: {e}")))
+            .and_then(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(wasmtime::Error::msg("the main thread panicked")))
+            });
         drop(watchdog);
         let status = match result {
             Ok(()) if self.lock().timed_out => ExitStatus::TimedOut,
@@ -560,20 +702,25 @@ impl Program {
 
     fn main_loop(self: &Arc<Self>, source: &str, stop: Arc<AtomicBool>) -> wasmtime::Result<()> {
         let runtime = self.runtime.clone();
-        let mut store = runtime.new_store(HostState::new(self.clone(), Role::Main, stop));
+        let mut store = runtime.new_store(HostState::new(
+            self.clone(),
+            Role::Main,
+            stop,
+            self.limits.clone(),
+        ));
         let guest = runtime.main_pre.instantiate(&mut store)?;
         let turns = guest.miniworker_sandbox_turns();
         let events = guest.miniworker_sandbox_main_events();
+        let limits = store.data().guest_limits();
         let mut main = MainState {
             timer_due: None,
             listening: false,
         };
         main.update(
-            turns
-                .call_start(&mut store, "/app.js", source)?
+            self.turn(&mut store, |s| turns.call_start(s, "/app.js", source, limits))?
                 .map_err(wasmtime::Error::msg)?,
         );
-        main.update(events.call_launch(&mut store)?);
+        main.update(self.turn(&mut store, |s| events.call_launch(s))?);
         loop {
             let state = match self.next_main_job(&main) {
                 MainJob::Event(id, event) => {
@@ -590,9 +737,9 @@ impl Program {
                         // Printed by the worker's thread in this mode; never queued.
                         Event::Console(..) => continue,
                     };
-                    events.call_deliver_worker_event(&mut store, id, &event)?
+                    self.turn(&mut store, |s| events.call_deliver_worker_event(s, id, &event))?
                 }
-                MainJob::Timer => turns.call_run_timer(&mut store)?,
+                MainJob::Timer => self.turn(&mut store, |s| turns.call_run_timer(s))?,
                 MainJob::Quiescent | MainJob::TimedOut => return Ok(()),
             };
             main.update(state);
@@ -606,7 +753,7 @@ impl Program {
         let mut st = self.lock();
         loop {
             if let Some(i) = st.to_main.iter().position(|(from, _, _)| *from == id) {
-                return st.to_main.remove(i).map(|(_, _, e)| e);
+                return st.take_to_main(i).map(|(_, _, e)| e);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -658,5 +805,41 @@ impl Drop for Watchdog {
         let (lock, cv) = &*self.cancel;
         *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
         cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kills_are_classified_by_type() {
+        let cases: [(wasmtime::Error, KillReason); 6] = [
+            (wasmtime::Error::new(TestKill), KillReason::Test),
+            (
+                crate::limits::MemoryLimit {
+                    limit: 1 << 20,
+                    desired: 2 << 20,
+                }
+                .into(),
+                KillReason::Memory,
+            ),
+            (
+                crate::limits::CpuTimeLimit {
+                    limit: Duration::from_secs(1),
+                }
+                .into(),
+                KillReason::CpuTime,
+            ),
+            (wasmtime::Trap::StackOverflow.into(), KillReason::Stack),
+            (wasmtime::Trap::UnreachableCodeReached.into(), KillReason::Crash),
+            (
+                crate::codec::ProtocolViolation("bad".into()).into(),
+                KillReason::Crash,
+            ),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(classify(&error).0, reason, "{error:#}");
+        }
     }
 }

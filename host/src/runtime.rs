@@ -1,6 +1,8 @@
 //! The shared [`Runtime`]: the engine and the two compiled guest components.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -8,6 +10,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use crate::bindings::{main::MainPre, worker::WorkerPre};
 use crate::error::{Error, Result};
 use crate::host::HostState;
+use crate::limits::{CpuTimeLimit, thread_cpu_time};
 
 // The guest components, embedded by build.rs: the plain component and the
 // machine code precompiled for this build's engine (empty when not made).
@@ -25,6 +28,7 @@ pub struct Runtime {
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
+    ticker: Arc<Ticker>,
     pub(crate) worker_pre: WorkerPre<HostState>,
     pub(crate) main_pre: MainPre<HostState>,
     worker: Component,
@@ -71,9 +75,11 @@ impl Runtime {
             .map_err(engine_error)?;
         let main_pre =
             MainPre::new(main_linker.instantiate_pre(&main).map_err(engine_error)?).map_err(engine_error)?;
+        let ticker = Ticker::start(&engine)?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                ticker,
                 worker_pre,
                 main_pre,
                 worker,
@@ -101,18 +107,24 @@ impl Runtime {
 }
 
 impl RuntimeInner {
-    /// A store for one context. Its epoch deadline callback stops the guest
-    /// once `state.stop` is set and the engine epoch is bumped.
+    /// A store for one context. Its epoch deadline callback, run at every
+    /// epoch tick while the guest runs, stops the guest once `state.stop` is
+    /// set, and kills it once the current turn has used more thread CPU time
+    /// than its limit.
     pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
-            if cx.data().stop.load(std::sync::atomic::Ordering::Acquire) {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Continue(1))
+            let state = cx.data();
+            if state.stop.load(Ordering::Acquire) {
+                return Err(Trap::Interrupt.into());
             }
+            let limit = state.limits.cpu_time_per_turn();
+            if thread_cpu_time().saturating_sub(state.budget.cpu_start) > limit {
+                return Err(CpuTimeLimit { limit }.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
         });
         store
     }
@@ -120,5 +132,99 @@ impl RuntimeInner {
     /// Makes every store whose `stop` flag is set stop at its next check.
     pub(crate) fn interrupt(&self) {
         self.engine.increment_epoch();
+    }
+
+    /// Marks a guest call in progress until the guard drops: the epoch
+    /// ticks (for the CPU-time check) only while some guest runs.
+    pub(crate) fn guest_running(&self) -> RunningGuard<'_> {
+        self.ticker.enter();
+        RunningGuard(&self.ticker)
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker.shut_down();
+    }
+}
+
+/// How often the epoch advances while a guest runs: the granularity of the
+/// CPU-time check.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The thread that advances the engine's epoch every [`TICK`] while at
+/// least one guest call is in progress, and sleeps otherwise.
+struct Ticker {
+    state: Mutex<TickerState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct TickerState {
+    running: usize,
+    shut_down: bool,
+}
+
+impl Ticker {
+    fn start(engine: &Engine) -> Result<Arc<Ticker>> {
+        let ticker = Arc::new(Ticker {
+            state: Mutex::new(TickerState::default()),
+            wake: Condvar::new(),
+        });
+        let (me, engine) = (ticker.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("miniworker-epoch".into())
+            .spawn(move || me.run(&engine))
+            .map_err(|e| Error::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(ticker)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TickerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self, engine: &Engine) {
+        let mut st = self.lock();
+        loop {
+            if st.shut_down {
+                return;
+            }
+            if st.running == 0 {
+                st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st = match self.wake.wait_timeout(st, TICK) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+            engine.increment_epoch();
+        }
+    }
+
+    fn enter(&self) {
+        let mut st = self.lock();
+        st.running += 1;
+        if st.running == 1 {
+            self.wake.notify_all();
+        }
+    }
+
+    fn leave(&self) {
+        let mut st = self.lock();
+        st.running = st.running.saturating_sub(1);
+    }
+
+    fn shut_down(&self) {
+        self.lock().shut_down = true;
+        self.wake.notify_all();
+    }
+}
+
+/// See [`RuntimeInner::guest_running`].
+pub(crate) struct RunningGuard<'a>(&'a Ticker);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use miniworker_guest::quickjs::{self, Function, Value};
-use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, codec};
+use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, Limits, codec};
 
 /// The objects of the peer benchmarks (`../shared/bench-peers/node_worker.js`).
 const OBJECTS: &str = r#"
@@ -71,7 +71,13 @@ fn main() {
         resolve_module: |_, request| Err(format!("no modules here: {request}")),
         load_module: |filename| Err(format!("no modules here: {filename}")),
     };
-    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("context");
+    let limits = Limits {
+        stack: 512 << 10,
+        max_message: DEFAULT_MAX_MESSAGE,
+        max_timers: 10_000,
+    };
+    let context =
+        Context::new(hooks, limits, "(function () { return {}; })", |_, _| Ok(())).expect("context");
     context.turn(|ctx, _, _| {
         let objects: miniworker_guest::quickjs::Object = ctx.eval(OBJECTS)?;
         let stringify: Function = ctx.eval("JSON.stringify")?;

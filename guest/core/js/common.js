@@ -230,6 +230,9 @@
     delay = Number(delay);
     if (!(delay >= 0)) delay = 0;
     if (repeat && delay < 1) delay = 1;
+    if (timers.size >= native.maxTimers) {
+      throw new RangeError('too many timers: the limit is ' + native.maxTimers + ' live timers');
+    }
     const id = nextId++;
     timers.set(id, { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ });
     return id;

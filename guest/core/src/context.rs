@@ -62,6 +62,26 @@ pub struct Hooks {
     pub load_module: fn(&str) -> Result<String, String>,
 }
 
+/// The limits a context enforces itself (the host enforces the others).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// QuickJS stack in bytes.
+    pub stack: usize,
+    /// The largest encoded message `postMessage` sends.
+    pub max_message: usize,
+    /// Live timers.
+    pub max_timers: u32,
+}
+
+thread_local! {
+    static MAX_MESSAGE: std::cell::Cell<usize> = const { std::cell::Cell::new(miniworker_codec::DEFAULT_MAX_MESSAGE) };
+}
+
+/// The message size limit of this component instance's context.
+pub fn max_message() -> usize {
+    MAX_MESSAGE.with(|m| m.get())
+}
+
 /// One JavaScript context: a QuickJS runtime with the common and role preludes.
 pub struct Context {
     // Field order matters: the persistent handles must go before the runtime.
@@ -86,10 +106,11 @@ pub fn throw_error(ctx: &Ctx<'_>, message: &str) -> quickjs::Error {
 }
 
 impl Context {
-    /// Creates the runtime, runs the common prelude and then `role_prelude`.
+    /// Creates the runtime with `limits`, runs the common prelude and then `role_prelude`.
     /// `install` adds the role's natives to the object the role prelude gets.
     pub fn new(
         hooks: Hooks,
+        limits: Limits,
         role_prelude: &str,
         install: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> quickjs::Result<()>,
     ) -> Result<Self, String> {
@@ -98,7 +119,9 @@ impl Context {
             .text_encoding(true)
             .weak_ref(true)
             .performance(true)
-            .gc_threshold(GC_THRESHOLD);
+            .gc_threshold(GC_THRESHOLD)
+            .max_stack_size(limits.stack);
+        MAX_MESSAGE.with(|m| m.set(limits.max_message));
         let runtime = javy::Runtime::new(config).map_err(|e| e.to_string())?;
         let (common, role) = runtime
             .context()
@@ -107,6 +130,7 @@ impl Context {
                 remove_globals(&ctx)?;
                 crate::codec::install(&ctx)?;
                 let natives = common_natives(&ctx, hooks)?;
+                natives.set("maxTimers", limits.max_timers)?;
                 crate::modules::install(&ctx, &natives, hooks)?;
                 let common: Object =
                     eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;

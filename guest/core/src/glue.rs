@@ -58,8 +58,14 @@ macro_rules! component_glue {
             fn start(
                 filename: ::std::string::String,
                 source: ::std::string::String,
+                limits: miniworker::sandbox::types::ContextLimits,
             ) -> ::std::result::Result<miniworker::sandbox::types::TurnState, ::std::string::String> {
-                let cx = $crate::Context::new(HOOKS, $prelude, $install)?;
+                let limits = $crate::Limits {
+                    stack: limits.stack_bytes as usize,
+                    max_message: limits.max_message_bytes as usize,
+                    max_timers: limits.max_timers,
+                };
+                let cx = $crate::Context::new(HOOKS, limits, $prelude, $install)?;
                 CONTEXT.with(|cell| {
                     cell.set(cx)
                         .map_err(|_| ::std::string::String::from("the context was already started"))

@@ -16,7 +16,7 @@ mod context;
 mod glue;
 mod modules;
 
-pub use context::{Context, Hooks, JsError, Level, TurnState, throw_error};
+pub use context::{Context, Hooks, JsError, Level, Limits, TurnState, max_message, throw_error};
 pub use javy::quickjs;
 pub use miniworker_codec::DEFAULT_MAX_MESSAGE;
 

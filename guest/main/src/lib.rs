@@ -27,7 +27,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, id: u32, value: Value<'js>| -> Result<()> {
-                let data = codec::encode(&ctx, value, miniworker_guest::DEFAULT_MAX_MESSAGE)?;
+                let data = codec::encode(&ctx, value, miniworker_guest::max_message())?;
                 main_host::post_to_worker(id, &data).map_err(|e| throw_error(&ctx, &e))
             },
         )?,

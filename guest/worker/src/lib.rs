@@ -19,7 +19,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     natives.set(
         "postMessage",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| -> Result<()> {
-            let data = codec::encode(&ctx, value, miniworker_guest::DEFAULT_MAX_MESSAGE)?;
+            let data = codec::encode(&ctx, value, miniworker_guest::max_message())?;
             worker_host::post_message(&data).map_err(|e| throw_error(&ctx, &e))
         })?,
     )?;

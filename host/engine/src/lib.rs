@@ -6,8 +6,12 @@
 
 use wasmtime::{Config, Engine, Result};
 
-/// Wasmtime's stack for guest code. QuickJS recursion inside wasm uses it.
-pub const MAX_WASM_STACK: usize = 512 << 10;
+/// Wasmtime's stack for guest code. QuickJS checks its own stack (at most
+/// 896 KiB of the guest's shadow stack), but the native frames of the
+/// interpreter under that recursion take 8-16 times as much (TOOLCHAIN.md):
+/// this leaves room for the largest QuickJS stack, so deep recursion meets
+/// QuickJS's catchable `RangeError` first.
+pub const MAX_WASM_STACK: usize = 16 << 20;
 
 /// The settings every miniworker engine uses.
 pub fn config() -> Config {
@@ -18,6 +22,9 @@ pub fn config() -> Config {
     // store's deadline callback decides whether this store stops.
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
+    // Wasmtime refuses a `max_wasm_stack` above the async stack size, even
+    // for a store that never runs async.
+    config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     config
 }
 

@@ -10,6 +10,12 @@ impl types::Host for HostState {}
 
 impl context::Host for HostState {
     fn console(&mut self, level: LogLevel, text: String) {
+        let budget = &mut self.budget;
+        if budget.console_bytes + text.len() > self.limits.console_bytes_per_turn() {
+            budget.console_dropped += 1;
+            return;
+        }
+        budget.console_bytes += text.len();
         self.program.console(self.role, level.into(), text);
     }
 
@@ -17,7 +23,7 @@ impl context::Host for HostState {
         match self.role {
             Role::Main => self.program.main_uncaught_error(error.into()),
             Role::Worker(id) => {
-                self.program.push_from_worker(id, Event::Error(error.into()));
+                let _ = self.program.push_from_worker(id, Event::Error(error.into()));
             }
         }
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::limits::MemoryCap;
+use crate::limits::{Limits, MemoryCap, TurnBudget};
 use crate::program::Program;
 
 pub(crate) use worker_host::TestKill;
@@ -33,21 +33,35 @@ pub(crate) struct HostState {
     pub(crate) role: Role,
     /// Set, then the engine epoch bumped, to stop this store's guest.
     pub(crate) stop: Arc<AtomicBool>,
+    /// This context's limits.
+    pub(crate) limits: Limits,
     pub(crate) memory: MemoryCap,
+    /// What the current turn has used.
+    pub(crate) budget: TurnBudget,
 }
 
 impl HostState {
-    pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>) -> HostState {
-        let memory = MemoryCap {
-            limit: program.limits.memory_bytes(),
-        };
+    pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>, limits: Limits) -> HostState {
         HostState {
             wasi: crate::wasi::deny_all(),
             table: ResourceTable::new(),
             program,
             role,
             stop,
-            memory,
+            memory: MemoryCap {
+                limit: limits.memory_bytes(),
+            },
+            limits,
+            budget: TurnBudget::new(),
+        }
+    }
+
+    /// The limits the guest enforces itself, as `start` passes them.
+    pub(crate) fn guest_limits(&self) -> crate::bindings::ContextLimits {
+        crate::bindings::ContextLimits {
+            stack_bytes: self.limits.stack_bytes() as u32,
+            max_message_bytes: self.limits.message_bytes() as u32,
+            max_timers: self.limits.timer_count() as u32,
         }
     }
 }

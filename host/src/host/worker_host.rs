@@ -18,15 +18,11 @@ impl std::error::Error for TestKill {}
 
 impl worker_host::Host for HostState {
     fn post_message(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        crate::codec::check_from_guest(&data)?;
+        crate::codec::check_from_guest(&data, self.limits.message_bytes())?;
         let Role::Worker(id) = self.role else {
             return Ok(Err("not a worker".into()));
         };
-        if self.program.push_from_worker(id, Event::Message(data)) {
-            Ok(Ok(()))
-        } else {
-            Ok(Err("worker was terminated".into()))
-        }
+        Ok(self.program.push_from_worker(id, Event::Message(data)))
     }
 
     fn test_kill(&mut self) -> wasmtime::Result<()> {
