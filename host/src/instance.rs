@@ -86,6 +86,14 @@ impl MiniProgram {
     pub fn discarded_messages(&self) -> u64 {
         self.program.discarded()
     }
+
+    /// Waits, at most `timeout`, until no worker thread of this instance is
+    /// running: `terminate()` frees the slot at once, and the terminated
+    /// worker's thread ends at its guest's next interrupt check. Returns
+    /// whether they are all gone.
+    pub fn wait_worker_threads(&self, timeout: Duration) -> bool {
+        self.program.wait_worker_threads(timeout)
+    }
 }
 
 impl Drop for MiniProgram {

@@ -119,6 +119,10 @@ pub(crate) struct Program {
     worker_cv: Condvar,
     /// Uncaught main-thread errors so far.
     main_errors: AtomicU64,
+    /// Worker threads still running (a terminated one ends at its next
+    /// interrupt check), with a condition variable for waiting on them.
+    worker_threads: Mutex<usize>,
+    worker_threads_cv: Condvar,
 }
 
 #[derive(Default)]
@@ -200,6 +204,8 @@ impl Program {
             main_cv: Condvar::new(),
             worker_cv: Condvar::new(),
             main_errors: AtomicU64::new(0),
+            worker_threads: Mutex::new(0),
+            worker_threads_cv: Condvar::new(),
         })
     }
 
@@ -262,15 +268,43 @@ impl Program {
             id
         };
         let program = self.clone();
+        *self.threads() += 1;
         let spawned = std::thread::Builder::new()
             .name(format!("miniworker-worker-{id}"))
             .stack_size(GUEST_THREAD_STACK)
-            .spawn(move || program.worker_thread(id, path, source, stop, limits));
+            .spawn(move || {
+                program.clone().worker_thread(id, path, source, stop, limits);
+                *program.threads() -= 1;
+                program.worker_threads_cv.notify_all();
+            });
         if let Err(e) = spawned {
+            *self.threads() -= 1;
             self.lock().worker = None;
             return Err(Error::Engine(format!("cannot start the worker thread: {e}")));
         }
         Ok(id)
+    }
+
+    fn threads(&self) -> MutexGuard<'_, usize> {
+        self.worker_threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until no worker thread of this program runs, at most `timeout`;
+    /// whether none does.
+    pub(crate) fn wait_worker_threads(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut threads = self.threads();
+        while *threads > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            threads = match self.worker_threads_cv.wait_timeout(threads, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
     }
 
     /// Queues a message toward worker `id`.
