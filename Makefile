@@ -89,7 +89,7 @@ bench-codec: setup
 # Coverage-guided fuzzing (nightly, kept out of CI): each target runs
 # FUZZ_SECONDS; a crash leaves its input under fuzz/artifacts/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= decode
+FUZZ_TARGETS ?= decode app_json resolve
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

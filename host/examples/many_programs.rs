@@ -40,13 +40,19 @@ fn run(runtime: &Runtime, kind: usize) -> Result<Duration> {
             let w = program.create_worker("workers/spin.js")?;
             next_message(&w)?;
             w.post_json(&json!("spin"))?;
-            while !matches!(w.recv_timeout(Duration::from_secs(30))?, Some(WorkerEvent::Killed { .. })) {}
+            while !matches!(
+                w.recv_timeout(Duration::from_secs(30))?,
+                Some(WorkerEvent::Killed { .. })
+            ) {}
         }
         1 => {
             let w = program.create_worker("workers/bomb.js")?;
             next_message(&w)?;
             w.post_json(&json!("go"))?;
-            while !matches!(w.recv_timeout(Duration::from_secs(30))?, Some(WorkerEvent::Killed { .. })) {}
+            while !matches!(
+                w.recv_timeout(Duration::from_secs(30))?,
+                Some(WorkerEvent::Killed { .. })
+            ) {}
         }
         2 => {
             let w = program.create_worker("workers/flood.js")?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::project::ProjectError;
+use miniworker_project::ProjectError;
 
 /// Why a worker (or a JavaScript main thread) was killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,8 +8,8 @@ use crate::codec::Message;
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::limits::Limits;
 use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
-use crate::project::{Project, ProjectError};
 use crate::runtime::Runtime;
+use miniworker_project::{Project, ProjectError};
 
 /// Options of [`MiniProgram::run`].
 #[derive(Clone, Debug, Default)]

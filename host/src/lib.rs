@@ -37,8 +37,8 @@
 //!
 //! - **Files**: the project root is opened once, as a capability
 //!   ([`Project::open`] is the only use of ambient authority). Worker code
-//!   reads nothing itself: the host reads entry files through the root's
-//!   [`cap_std::fs::Dir`], refusing symlinks at every path step, anything but
+//!   reads nothing itself: the host reads entry files and every required or
+//!   imported module through the root's `cap_std::fs::Dir`, refusing symlinks at every path step, anything but
 //!   regular `.js` files of at most 16 MiB, and paths that normalise outside
 //!   the workers directory.
 //! - **Imports**: the worker component imports only the package's own
@@ -61,8 +61,6 @@ mod host;
 mod instance;
 mod limits;
 mod program;
-mod project;
-mod resolve;
 mod runtime;
 mod wasi;
 
@@ -70,7 +68,7 @@ pub use codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
 pub use error::{Error, JsError, KillReason, Result};
 pub use instance::{MiniProgram, RunOptions, RunReport, Worker, WorkerEvent};
 pub use limits::{DEFAULT_MEMORY, Limits};
+pub use miniworker_project::{CodeRole, Project, ProjectError};
 pub use program::{ConsoleLevel, ExitStatus};
-pub use project::{Project, ProjectError};
 pub use runtime::Runtime;
 pub use wasi::ALLOWED_WASI_IMPORTS;

@@ -17,8 +17,8 @@ use crate::bindings::{LogLevel, TurnState, WitJsError};
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::host::{HostState, Role, TestKill};
 use crate::limits::{Limits, TurnBudget};
-use crate::project::Project;
 use crate::runtime::{Runtime, RuntimeInner};
+use miniworker_project::Project;
 
 /// Native stack of a thread that runs a guest: Wasmtime's guest stack plus
 /// room for the host frames below it.

@@ -5,8 +5,18 @@ use super::{HostState, Role};
 use crate::bindings::worker::miniworker::sandbox::{context, types};
 use crate::bindings::{LogLevel, WitJsError};
 use crate::program::Event;
+use miniworker_project::CodeRole;
 
 impl types::Host for HostState {}
+
+impl HostState {
+    fn code_role(&self) -> CodeRole {
+        match self.role {
+            Role::Main => CodeRole::Main,
+            Role::Worker(_) => CodeRole::Worker,
+        }
+    }
+}
 
 impl context::Host for HostState {
     fn console(&mut self, level: LogLevel, text: String) {
@@ -29,12 +39,12 @@ impl context::Host for HostState {
     }
 
     fn resolve_module(&mut self, from: String, request: String) -> Result<String, String> {
-        let worker = matches!(self.role, Role::Worker(_));
-        self.program.project.resolve_module(worker, &from, &request)
+        self.program
+            .project
+            .resolve_module(self.code_role(), &from, &request)
     }
 
     fn load_module(&mut self, filename: String) -> Result<String, String> {
-        let worker = matches!(self.role, Role::Worker(_));
-        self.program.project.load_module(worker, &filename)
+        self.program.project.load_module(self.code_role(), &filename)
     }
 }

@@ -1,6 +1,8 @@
 //! A mini-program project on disk: `app.json`, the workers directory and the
-//! rules of SPEC section 1. Every read goes through the project root's
-//! capability ([`cap_std::fs::Dir`]).
+//! rules of SPEC section 1, and the one path resolver that `createWorker`,
+//! `require` and `import` share ([`resolve`]). Every read goes through the
+//! project root's capability ([`cap_std::fs::Dir`]); [`Project::open`] is the
+//! one place that uses ambient authority.
 
 use std::fmt;
 use std::path::Path;
@@ -8,7 +10,18 @@ use std::sync::Arc;
 
 use cap_std::fs::Dir;
 
-use crate::resolve::{self, ReadError};
+pub mod resolve;
+
+use crate::resolve::ReadError;
+
+/// Whose code asks for a module: it decides what the code may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeRole {
+    /// `app.js` and what it requires: any `.js` file of the project.
+    Main,
+    /// A worker's files: only `.js` files inside the workers directory.
+    Worker,
+}
 
 /// Every problem found with a project, all at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +119,7 @@ impl Project {
     /// Resolves a `createWorker` script path (SPEC section 2): project-relative,
     /// a leading `/` tolerated, exactly an existing regular `.js` file inside the
     /// workers directory. Returns the normalised path and the file's text.
-    pub(crate) fn worker_script(&self, script: &str) -> Result<(String, String), String> {
+    pub fn worker_script(&self, script: &str) -> Result<(String, String), String> {
         let path =
             resolve::normalize("", script).ok_or_else(|| format!("'{script}' leads outside the project"))?;
         if !resolve::is_inside(&self.inner.workers, &path) {
@@ -127,22 +140,28 @@ impl Project {
 
     /// The directory module code of `role` is confined to: the workers
     /// directory for a worker, the whole project for the main thread.
-    fn module_scope(&self, worker: bool) -> &str {
-        if worker { &self.inner.workers } else { "" }
+    fn module_scope(&self, role: CodeRole) -> &str {
+        match role {
+            CodeRole::Worker => &self.inner.workers,
+            CodeRole::Main => "",
+        }
     }
 
-    /// Resolves a module request of worker (`worker`) or main-thread code.
-    pub(crate) fn resolve_module(&self, worker: bool, from: &str, request: &str) -> Result<String, String> {
-        resolve::resolve_module(&self.inner.root, self.module_scope(worker), from, request)
+    /// Resolves `require(request)` or `import request` in the file `from`
+    /// (project-relative, leading `/`) of `role`'s code: the module's file in
+    /// the same form, or the message JavaScript throws (SPEC section 3).
+    pub fn resolve_module(&self, role: CodeRole, from: &str, request: &str) -> Result<String, String> {
+        resolve::resolve_module(&self.inner.root, self.module_scope(role), from, request)
     }
 
-    /// Reads a module [`Project::resolve_module`] gave.
-    pub(crate) fn load_module(&self, worker: bool, filename: &str) -> Result<String, String> {
-        resolve::load_module(&self.inner.root, self.module_scope(worker), filename)
+    /// Reads a module file that [`Project::resolve_module`] gave, checking
+    /// the name again (the caller may be a guest).
+    pub fn load_module(&self, role: CodeRole, filename: &str) -> Result<String, String> {
+        resolve::load_module(&self.inner.root, self.module_scope(role), filename)
     }
 
     /// Reads `app.js`, needed only to run the JavaScript main thread.
-    pub(crate) fn app_js(&self) -> Result<String, String> {
+    pub fn app_js(&self) -> Result<String, String> {
         resolve::read_file(&self.inner.root, "app.js").map_err(|e| match e {
             ReadError::NotFound => "app.js: missing (it is needed to run the main thread)".to_string(),
             other => format!("app.js: {other}"),

@@ -15,11 +15,12 @@ pub const MAX_JS_FILE: u64 = 16 << 20;
 /// `..` pops a part. `None` when the path climbs above the project root or
 /// holds a NUL byte or a backslash.
 pub fn normalize(base: &str, path: &str) -> Option<String> {
-    if path.contains('\0') || path.contains('\\') {
+    if [base, path].iter().any(|p| p.contains('\0') || p.contains('\\')) {
         return None;
     }
-    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-    for part in path.split('/') {
+    let mut parts: Vec<&str> = Vec::new();
+    // `base` may come from a guest too: it follows the same rules.
+    for part in base.split('/').chain(path.split('/')) {
         match part {
             "" | "." => {}
             ".." => {
@@ -250,7 +251,28 @@ mod tests {
             Some("workers/x/y.js")
         );
         assert_eq!(normalize("workers", "../../etc/passwd"), None);
+        assert_eq!(
+            normalize("././workers/.js", "../a.js").as_deref(),
+            Some("workers/a.js")
+        );
+        assert_eq!(normalize("../workers", "a.js"), None);
         assert_eq!(normalize("", "a\0b"), None);
+    }
+
+    /// Found by the `resolve` fuzz target: a guest-given requesting file that
+    /// is not normalised must not leak into the resolved name.
+    #[test]
+    fn the_requesting_file_is_normalised_too() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("workers")).unwrap();
+        std::fs::write(dir.path().join("workers/a.js"), "1").unwrap();
+        let root = Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).unwrap();
+        assert_eq!(
+            resolve_module(&root, "", "././workers/.js/", "../a").as_deref(),
+            Ok("/workers/a.js")
+        );
+        assert!(resolve_module(&root, "", "/../../x/y.js", "./a").is_err());
+        assert!(resolve_module(&root, "", "/work\0ers/b.js", "./a").is_err());
     }
 
     #[test]
