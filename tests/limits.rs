@@ -96,6 +96,24 @@ fn the_queue_toward_a_worker_pushes_back_by_count_and_by_bytes() {
 }
 
 #[test]
+fn the_queue_toward_the_main_thread_pushes_back_by_bytes() {
+    let program = limits_program(Limits::default());
+    let worker = program
+        .create_worker_with_limits("workers/big-posts.js", Limits::default().queue_bytes(10_000))
+        .unwrap();
+    worker.post_json(&json!("go")).unwrap();
+    // The worker's posts beyond 10,000 queued bytes throw at once; nothing
+    // is read until it has tried all three.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(next_message(&worker).as_str().map(str::len), Some(4000));
+    assert_eq!(next_message(&worker).as_str().map(str::len), Some(4000));
+    assert_eq!(
+        next_message(&worker),
+        json!(["sent", "sent", "the queue toward the main thread is full (10000 bytes)"])
+    );
+}
+
+#[test]
 fn a_worker_flooding_a_slow_reader_loses_nothing() {
     let program = limits_program(Limits::default());
     let worker = program
