@@ -109,7 +109,11 @@ fn the_queue_toward_the_main_thread_pushes_back_by_bytes() {
     assert_eq!(next_message(&worker).as_str().map(str::len), Some(4000));
     assert_eq!(
         next_message(&worker),
-        json!(["sent", "sent", "the queue toward the main thread is full (10000 bytes)"])
+        json!([
+            "sent",
+            "sent",
+            "the queue toward the main thread is full (10000 bytes)"
+        ])
     );
 }
 
