@@ -57,14 +57,21 @@ guest: setup
 	mkdir -p $(GUEST_OUT)
 	cp $(GUEST_WASM)/miniworker_worker.wasm $(GUEST_WASM)/miniworker_main.wasm $(GUEST_OUT)/
 
-# Compiles the components with the host's exact engine configuration, so the
-# binary can embed machine code and skip compiling at start-up.
+# Every native artifact comes from this one cargo invocation (tests, examples
+# and binaries alike), so wasmtime is compiled once, with one feature set.
+HOST_BUILD := $(CARGO) build --release --workspace --all-targets --quiet
+
+# Snapshots each component after its `initialize` export (wasmtime-wizer) and
+# compiles the snapshot with the host's exact engine configuration, so the
+# binary embeds a ready JavaScript context as machine code. Building the
+# precompile tool builds the host with the plain components first; the host
+# then relinks with the snapshots.
 precompile: guest
-	$(CARGO) run --release --quiet -p miniworker-engine --bin miniworker-precompile -- \
-	  $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
+	$(HOST_BUILD)
+	./target/release/miniworker-precompile $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
 
 build: precompile
-	$(CARGO) build --release -p miniworker
+	$(HOST_BUILD)
 	@echo "built target/release/miniworker"
 
 run: build

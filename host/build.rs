@@ -1,5 +1,6 @@
-//! Embeds the guest components built by `make guest` (and the machine code
-//! `make precompile` made of them) into the host.
+//! Embeds the guest components into the host: the snapshot `make precompile`
+//! made of each (`NAME.init.wasm`, else the plain `NAME.wasm` of `make
+//! guest`) and the machine code compiled from it (`NAME.cwasm`).
 
 use std::path::PathBuf;
 
@@ -13,10 +14,13 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-env-changed=MINIWORKER_GUEST_DIR");
     for name in COMPONENTS {
-        let wasm = dir.join(format!("{name}.wasm"));
+        let plain = dir.join(format!("{name}.wasm"));
+        let snapshot = dir.join(format!("{name}.init.wasm"));
         let cwasm = dir.join(format!("{name}.cwasm"));
-        println!("cargo:rerun-if-changed={}", wasm.display());
-        println!("cargo:rerun-if-changed={}", cwasm.display());
+        for path in [&plain, &snapshot, &cwasm] {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+        let wasm = if snapshot.is_file() { snapshot } else { plain };
         if !wasm.is_file() {
             panic!(
                 "\n\nthe guest component {} is missing.\n\

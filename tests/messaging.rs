@@ -274,3 +274,32 @@ fn every_error_source_reaches_on_error_and_the_worker_answers() {
         ]
     );
 }
+
+#[test]
+fn each_worker_starts_with_its_own_randomness_and_clock() {
+    let program = program("basic");
+    let mut randoms = Vec::new();
+    for _ in 0..3 {
+        let worker = program.create_worker("workers/fresh.js").unwrap();
+        let seen = next_message(&worker);
+        worker.terminate();
+        let now = seen["now"].as_f64().unwrap();
+        assert!(
+            (0.0..5_000.0).contains(&now),
+            "performance.now() starts with the worker: {seen}"
+        );
+        let lag = seen["originLag"].as_f64().unwrap();
+        assert!(
+            (0.0..5_000.0).contains(&lag),
+            "timeOrigin is the worker's start: {seen}"
+        );
+        randoms.push(seen["random"].as_f64().unwrap());
+    }
+    randoms.sort_by(f64::total_cmp);
+    randoms.dedup();
+    assert_eq!(
+        randoms.len(),
+        3,
+        "Math.random() differs between workers: {randoms:?}"
+    );
+}

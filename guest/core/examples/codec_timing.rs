@@ -76,8 +76,8 @@ fn main() {
         max_message: DEFAULT_MAX_MESSAGE,
         max_timers: 10_000,
     };
-    let context =
-        Context::new(hooks, limits, "(function () { return {}; })", |_, _| Ok(())).expect("context");
+    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("context");
+    context.configure(limits).expect("limits");
     context.turn(|ctx, _, _| {
         let objects: miniworker_guest::quickjs::Object = ctx.eval(OBJECTS)?;
         let stringify: Function = ctx.eval("JSON.stringify")?;

@@ -214,6 +214,16 @@
   });
   Object.defineProperty(global, 'console', { value: console, writable: true, configurable: true });
 
+  // performance.now(): milliseconds on the context's monotonic clock, which
+  // starts with the context (timeOrigin: the wall-clock time it started).
+  const performance = {
+    now() {
+      return native.now();
+    },
+    timeOrigin: 0,
+  };
+  Object.defineProperty(global, 'performance', { value: performance, writable: true, configurable: true });
+
   // ---- timers ---------------------------------------------------------------
 
   // Timers are due at a time of the context's monotonic clock (native.now(),
@@ -222,6 +232,7 @@
   const timers = new Map();
   let nextId = 1;
   let order = 0;
+  let maxTimers = 10000;
 
   function addTimer(callback, delay, args, repeat) {
     if (typeof callback !== 'function') {
@@ -230,8 +241,8 @@
     delay = Number(delay);
     if (!(delay >= 0)) delay = 0;
     if (repeat && delay < 1) delay = 1;
-    if (timers.size >= native.maxTimers) {
-      throw new RangeError('too many timers: the limit is ' + native.maxTimers + ' live timers');
+    if (timers.size >= maxTimers) {
+      throw new RangeError('too many timers: the limit is ' + maxTimers + ' live timers');
     }
     const id = nextId++;
     timers.set(id, { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ });
@@ -312,6 +323,11 @@
     },
     runCommonJs,
     importFile,
+    // Called when the context starts (it may come from a build-time snapshot).
+    configure(timerLimit) {
+      maxTimers = timerLimit;
+      performance.timeOrigin = Date.now();
+    },
     // The entry file is an ES module: registered, so require() of it runs nothing twice.
     markModule(filename) {
       modules.set(filename, { esm: true });

@@ -1,7 +1,6 @@
 //! One QuickJS context and the turns that drive it.
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use javy::quickjs::context::EvalOptions;
@@ -95,9 +94,22 @@ pub struct Context {
 /// (javy's default never runs it, so cyclic garbage would pile up to the cap).
 const GC_THRESHOLD: usize = 4 << 20;
 
+thread_local! {
+    /// The origin of the context's monotonic clock, set when the context
+    /// starts: a snapshot taken at build time must not carry the build
+    /// machine's clock.
+    static CLOCK_ORIGIN: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
 fn now_ms() -> f64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
+    let origin = CLOCK_ORIGIN.with(|o| {
+        o.get().unwrap_or_else(|| {
+            let now = Instant::now();
+            o.set(Some(now));
+            now
+        })
+    });
+    origin.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Throws a JavaScript `Error` with `message` (for natives that refuse).
@@ -106,22 +118,20 @@ pub fn throw_error(ctx: &Ctx<'_>, message: &str) -> quickjs::Error {
 }
 
 impl Context {
-    /// Creates the runtime with `limits`, runs the common prelude and then `role_prelude`.
+    /// Creates the runtime, runs the common prelude and then `role_prelude`.
     /// `install` adds the role's natives to the object the role prelude gets.
     pub fn new(
         hooks: Hooks,
-        limits: Limits,
         role_prelude: &str,
         install: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> quickjs::Result<()>,
     ) -> Result<Self, String> {
         let mut config = javy::Config::default();
+        // `performance` is ours (js/common.js), on the context's own clock.
         config
             .text_encoding(true)
             .weak_ref(true)
-            .performance(true)
-            .gc_threshold(GC_THRESHOLD)
-            .max_stack_size(limits.stack);
-        MAX_MESSAGE.with(|m| m.set(limits.max_message));
+            .performance(false)
+            .gc_threshold(GC_THRESHOLD);
         let runtime = javy::Runtime::new(config).map_err(|e| e.to_string())?;
         let (common, role) = runtime
             .context()
@@ -130,7 +140,6 @@ impl Context {
                 remove_globals(&ctx)?;
                 crate::codec::install(&ctx)?;
                 let natives = common_natives(&ctx, hooks)?;
-                natives.set("maxTimers", limits.max_timers)?;
                 crate::modules::install(&ctx, &natives, hooks)?;
                 let common: Object =
                     eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;
@@ -148,6 +157,30 @@ impl Context {
             hooks,
             runtime,
         })
+    }
+
+    /// Applies `limits` and starts the context's clock: what `start` does
+    /// before the entry file runs, since everything before it may come from
+    /// a build-time snapshot.
+    pub fn configure(&self, limits: Limits) -> Result<(), String> {
+        MAX_MESSAGE.with(|m| m.set(limits.max_message));
+        CLOCK_ORIGIN.with(|o| o.set(Some(Instant::now())));
+        self.runtime
+            .context()
+            .with(|ctx| -> quickjs::Result<()> {
+                // SAFETY: the runtime is locked by `with`; these only set
+                // the runtime's stack bounds from the current stack pointer.
+                unsafe {
+                    let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+                    qjs::JS_UpdateStackTop(rt);
+                    qjs::JS_SetMaxStackSize(rt, limits.stack as _);
+                }
+                let common = self.common.clone().restore(&ctx)?;
+                common
+                    .get::<_, Function>("configure")?
+                    .call::<_, ()>((limits.max_timers,))
+            })
+            .map_err(|e| format!("configuring the JavaScript context failed: {e}"))
     }
 
     /// Runs one turn: `macrotask`, then a microtask checkpoint. Exceptions that

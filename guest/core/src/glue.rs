@@ -54,21 +54,48 @@ macro_rules! component_glue {
             }
         }
 
+        /// The context, created on first use: by `initialize` when a build
+        /// step snapshots the component, else by `start`.
+        fn context_or_init() -> ::std::result::Result<(), ::std::string::String> {
+            if CONTEXT.with(|cell| cell.get().is_some()) {
+                return Ok(());
+            }
+            let cx = $crate::Context::new(HOOKS, $prelude, $install)?;
+            CONTEXT.with(|cell| {
+                cell.set(cx)
+                    .map_err(|_| ::std::string::String::from("the context was created twice"))
+            })
+        }
+
+        thread_local! {
+            static STARTED: ::std::cell::Cell<bool> = const { ::std::cell::Cell::new(false) };
+        }
+
+        impl Guest for Component {
+            fn initialize() {
+                // A failure here surfaces again, as an error, from `start`.
+                let _ = context_or_init();
+            }
+        }
+
         impl exports::miniworker::sandbox::turns::Guest for Component {
             fn start(
                 filename: ::std::string::String,
                 source: ::std::string::String,
                 limits: miniworker::sandbox::types::ContextLimits,
             ) -> ::std::result::Result<miniworker::sandbox::types::TurnState, ::std::string::String> {
+                if STARTED.with(|s| s.replace(true)) {
+                    return Err("the context was already started".into());
+                }
+                context_or_init()?;
                 let limits = $crate::Limits {
                     stack: limits.stack_bytes as usize,
                     max_message: limits.max_message_bytes as usize,
                     max_timers: limits.max_timers,
                 };
-                let cx = $crate::Context::new(HOOKS, limits, $prelude, $install)?;
-                CONTEXT.with(|cell| {
-                    cell.set(cx)
-                        .map_err(|_| ::std::string::String::from("the context was already started"))
+                CONTEXT.with(|cell| match cell.get() {
+                    Some(cx) => cx.configure(limits),
+                    None => Err("the context is missing".into()),
                 })?;
                 Ok(with_context(|cx| cx.start(&filename, &source)))
             }
