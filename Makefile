@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test lint fuzz bench-codec fmt clean
+.PHONY: setup guest precompile build run test lint fuzz bench bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -85,6 +85,24 @@ lint: guest
 	cd guest && $(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) --all-targets -- -D warnings
+
+# The benchmark (bench/README.md): miniworker beside Node.js worker_threads,
+# native QuickJS-ng and Debian-source qjs, in one run; writes
+# bench/results/latest.json. Debian's qjs is built once from its source
+# package with ../shared/bench-peers/build_qjs.sh, when that script exists.
+QJS_DIR := $(ROOT)/target/bench/qjs
+QJS_SCRIPT := $(ROOT)/../shared/bench-peers/build_qjs.sh
+bench: build
+	@if [ ! -x $(QJS_DIR)/src/qjs ] && [ -f $(QJS_SCRIPT) ]; then \
+	  for p in dpkg-dev xz-utils; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null); done; \
+	  QJS_BUILD_DIR=$(QJS_DIR) bash $(QJS_SCRIPT) >/dev/null || echo "(building Debian's qjs failed: its column stays empty)"; \
+	fi
+	./target/release/miniworker-bench
+
+# The same in under a minute, with fewer samples (not for the docs).
+bench-quick: build
+	./target/release/miniworker-bench --quick --out $(ROOT)/target/bench/quick.json
 
 # The message codec's encode+decode time inside the guest (a WASI command
 # built from the guest library, run under the production engine config).
