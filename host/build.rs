@@ -20,7 +20,11 @@ fn main() {
         for path in [&plain, &snapshot, &cwasm] {
             println!("cargo:rerun-if-changed={}", path.display());
         }
-        let wasm = if snapshot.is_file() { snapshot } else { plain };
+        // A snapshot older than its component is stale (the guest was
+        // rebuilt without `make precompile`): use the plain component.
+        let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let fresh = modified(&snapshot).is_some_and(|s| modified(&plain).is_none_or(|p| s >= p));
+        let wasm = if fresh { snapshot } else { plain };
         if !wasm.is_file() {
             panic!(
                 "\n\nthe guest component {} is missing.\n\
@@ -29,7 +33,7 @@ fn main() {
             );
         }
         std::fs::copy(&wasm, out.join(format!("{name}.wasm"))).expect("copy the guest component");
-        if cwasm.is_file() {
+        if cwasm.is_file() && fresh {
             std::fs::copy(&cwasm, out.join(format!("{name}.cwasm"))).expect("copy the precompiled component");
         } else {
             println!(

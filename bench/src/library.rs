@@ -53,7 +53,11 @@ pub fn project_dir() -> std::path::PathBuf {
 fn program(runtime: &Runtime) -> Result<MiniProgram> {
     // Queue limits raised for the throughput run (SPEC defaults otherwise).
     let limits = Limits::default().queue_messages(1 << 20).queue_bytes(1 << 30);
-    Ok(MiniProgram::with_limits(runtime, Project::open(project_dir())?, limits))
+    Ok(MiniProgram::with_limits(
+        runtime,
+        Project::open(project_dir())?,
+        limits,
+    ))
 }
 
 fn next_message(worker: &Worker) -> Result<Message> {
@@ -149,7 +153,9 @@ pub fn make_big(target_bytes: usize) -> Value {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         seed >> 8
     };
-    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+    let words = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+    ];
     let mut items = Vec::new();
     let mut bytes = 40;
     let mut i = 0;
@@ -190,7 +196,9 @@ pub fn js_json_len(value: &Value) -> usize {
         Value::Number(n) if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
             format!("{}", n.as_f64().unwrap_or(0.0) as i64).len()
         }
-        Value::Array(items) => 2 + items.iter().map(|v| js_json_len(v) + 1).sum::<usize>() - usize::from(!items.is_empty()),
+        Value::Array(items) => {
+            2 + items.iter().map(|v| js_json_len(v) + 1).sum::<usize>() - usize::from(!items.is_empty())
+        }
         Value::Object(map) => {
             2 + map
                 .iter()
@@ -227,7 +235,11 @@ pub fn big(runtime: &Runtime, (warm, n): (usize, usize)) -> Result<Stats> {
 /// Resident memory of this process, in KiB.
 fn rss_kib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
     pages * 4.0
 }
 
@@ -280,11 +292,9 @@ pub fn terminate(runtime: &Runtime, runs: usize) -> Result<Stats> {
 pub fn compute_once(runtime: &Runtime, script: &str) -> Result<(f64, String)> {
     let program = MiniProgram::new(runtime, Project::open(project_dir())?);
     let worker = program.create_worker(&format!("workers/compute/{script}.js"))?;
-    loop {
-        match worker.recv_timeout(Duration::from_secs(300))? {
-            Some(WorkerEvent::Console { text, .. }) => return crate::peers::parse_compute_line(&text),
-            Some(WorkerEvent::Error(e)) => return Err(format!("{script}: {e}").into()),
-            other => return Err(format!("{script}: unexpected {other:?}").into()),
-        }
+    match worker.recv_timeout(Duration::from_secs(300))? {
+        Some(WorkerEvent::Console { text, .. }) => crate::peers::parse_compute_line(&text),
+        Some(WorkerEvent::Error(e)) => Err(format!("{script}: {e}").into()),
+        other => Err(format!("{script}: unexpected {other:?}").into()),
     }
 }

@@ -18,6 +18,9 @@ use stats::Stats;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Runs one compute script by name: (in-script ms, checksum).
+type ComputeRun<'a> = dyn Fn(&str) -> Result<(f64, String)> + 'a;
+
 const SCRIPTS: [(&str, &str); 4] = [
     ("fib", "fib"),
     ("json", "json"),
@@ -40,7 +43,16 @@ fn run() -> Result<()> {
     if let Some(i) = args.iter().position(|a| a == "--section") {
         let runtime = Runtime::new()?;
         let line = match args.get(i + 1).map(String::as_str) {
-            Some("rtt") => json!({ "metric": "rtt_us", "stats": library::rtt(&runtime, plan.rtt)?.to_json() }),
+            Some("rtt") => {
+                json!({ "metric": "rtt_us", "stats": library::rtt(&runtime, plan.rtt)?.to_json() })
+            }
+            // For profiling one measurement alone.
+            Some("tput") => {
+                json!({ "metric": "throughput_rt_per_s", "stats": library::throughput(&runtime, plan.tput)?.to_json() })
+            }
+            Some("big") => {
+                json!({ "metric": "big_rt_ms", "stats": library::big(&runtime, plan.big)?.to_json() })
+            }
             Some("rss") => {
                 let (one, per) = library::rss(&runtime, plan.instances)?;
                 json!({ "one": one, "per_instance": per })
@@ -71,14 +83,27 @@ fn run() -> Result<()> {
     eprintln!("miniworker, through the Rust library:");
     let start = record("miniworker.start_ms", library::start(&runtime, plan.start)?);
     let rtt = record("miniworker.rtt_us", library::rtt(&runtime, plan.rtt)?);
-    let pinned = peers::metrics(&peers::run_lines(&me, &[&["--section", "rtt"], quick_flag].concat(), true)?);
+    let pinned = peers::metrics(&peers::run_lines(
+        &me,
+        &[&["--section", "rtt"], quick_flag].concat(),
+        true,
+    )?);
     let rtt_pinned = record("miniworker.rtt_us_pinned", find(&pinned, "rtt_us")?);
-    let tput = record("miniworker.throughput_rt_per_s", library::throughput(&runtime, plan.tput)?);
+    let tput = record(
+        "miniworker.throughput_rt_per_s",
+        library::throughput(&runtime, plan.tput)?,
+    );
     let big = record("miniworker.big_rt_ms", library::big(&runtime, plan.big)?);
-    let terminate = record("miniworker.terminate_ms", library::terminate(&runtime, plan.terminate)?);
+    let terminate = record(
+        "miniworker.terminate_ms",
+        library::terminate(&runtime, plan.terminate)?,
+    );
     let rss_line = peers::run_lines(&me, &[&["--section", "rss"], quick_flag].concat(), false)?;
     let rss: Value = serde_json::from_str(rss_line.last().ok_or("no rss output")?)?;
-    eprintln!("  idle worker RSS {} KiB; per instance of {}: {} KiB", rss["one"], plan.instances, rss["per_instance"]);
+    eprintln!(
+        "  idle worker RSS {} KiB; per instance of {}: {} KiB",
+        rss["one"], plan.instances, rss["per_instance"]
+    );
     mw.insert("start_ms", json!(start.median));
     mw.insert("rtt_us", json!(rtt.median));
     mw.insert("rtt_us_pinned", json!(rtt_pinned.median));
@@ -87,7 +112,11 @@ fn run() -> Result<()> {
     mw.insert("big_rt_ms", json!(big.median));
     mw.insert("idle_worker_rss_kib", rss["one"].clone());
     mw.insert(
-        if quick { "rss_per_instance_kib_100" } else { "rss_per_instance_kib_1000" },
+        if quick {
+            "rss_per_instance_kib_100"
+        } else {
+            "rss_per_instance_kib_1000"
+        },
         rss["per_instance"].clone(),
     );
     mw.insert("terminate_ms_p50", json!(terminate.median));
@@ -103,8 +132,11 @@ fn run() -> Result<()> {
     let scripts_dir = library::project_dir().join("workers/compute");
     let mut compute = BTreeMap::<&str, BTreeMap<&str, f64>>::new();
     let mut checksums = BTreeMap::<&str, Vec<String>>::new();
-    let mut engines: Vec<(&str, Box<dyn Fn(&str) -> Result<(f64, String)>>)> = vec![
-        ("miniworker", Box::new(|s: &str| library::compute_once(&runtime, s))),
+    let mut engines: Vec<(&str, Box<ComputeRun>)> = vec![
+        (
+            "miniworker",
+            Box::new(|s: &str| library::compute_once(&runtime, s)),
+        ),
         ("native_quickjs_ng", {
             let (exe, dir) = (bin_dir.join("qjs_ng"), scripts_dir.clone());
             Box::new(move |s: &str| peers::compute_once(&exe, &dir.join(format!("{s}.js"))))
@@ -159,7 +191,11 @@ fn run() -> Result<()> {
         let peer = peer.to_str().ok_or("path")?;
         let lines = peers::run_lines(node, &[&[peer], quick_flag].concat(), false)?;
         let unpinned = peers::metrics(&lines);
-        let pinned = peers::metrics(&peers::run_lines(node, &[&[peer, "--only=rtt"], quick_flag].concat(), true)?);
+        let pinned = peers::metrics(&peers::run_lines(
+            node,
+            &[&[peer, "--only=rtt"], quick_flag].concat(),
+            true,
+        )?);
         let rss = peers::metrics(&peers::run_lines(node, &["--expose-gc", peer, "--rss"], false)?);
         let mut n = BTreeMap::<&str, Value>::new();
         for (name, s) in &unpinned {
@@ -170,9 +206,15 @@ fn run() -> Result<()> {
         n.insert("rtt_us", json!(find(&unpinned, "rtt_us")?.median));
         n.insert("rtt_us_pinned", json!(rtt_pinned.median));
         n.insert("rtt_p99_us_pinned", json!(rtt_pinned.p99));
-        n.insert("throughput_rt_per_s", json!(find(&unpinned, "throughput_rt_per_s")?.median));
+        n.insert(
+            "throughput_rt_per_s",
+            json!(find(&unpinned, "throughput_rt_per_s")?.median),
+        );
         n.insert("big_rt_ms", json!(find(&unpinned, "big_rt_ms")?.median));
-        n.insert("idle_worker_rss_kib", json!(find(&rss, "idle_worker_rss_kib")?.median));
+        n.insert(
+            "idle_worker_rss_kib",
+            json!(find(&rss, "idle_worker_rss_kib")?.median),
+        );
         n.insert("compute_ms", json!(compute.get("node")));
         results["node"] = json!(n);
     }
@@ -200,10 +242,20 @@ fn app_js(bin_dir: &Path, target: &Path, quick: bool) -> Result<Vec<(String, Sta
     let dir = target.join("bench/project");
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&library::project_dir(), &dir)?;
-    std::fs::write(dir.join("settings.js"), format!("module.exports = {{ quick: {quick} }}\n"))?;
+    std::fs::write(
+        dir.join("settings.js"),
+        format!("module.exports = {{ quick: {quick} }}\n"),
+    )?;
     let lines = peers::run_lines(
         &bin_dir.join("miniworker"),
-        &["run", "--max-queue", "1000000", "--max-queue-bytes", "1073741824", dir.to_str().ok_or("path")?],
+        &[
+            "run",
+            "--max-queue",
+            "1000000",
+            "--max-queue-bytes",
+            "1073741824",
+            dir.to_str().ok_or("path")?,
+        ],
         false,
     )?;
     Ok(peers::metrics(&lines))
@@ -234,7 +286,11 @@ fn today() -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!("{cores} x {cpu}")
@@ -259,14 +315,26 @@ fn print_table(r: &Value) {
         ("big_rt_ms", "1 MB round trip (ms)"),
         ("idle_worker_rss_kib", "RSS of one idle worker (KiB)"),
     ] {
-        println!("| {label} | {} | {} | {} |", cell(&m[key]), cell(&n[key]), ratio(&m[key], &n[key]));
+        println!(
+            "| {label} | {} | {} | {} |",
+            cell(&m[key]),
+            cell(&n[key]),
+            ratio(&m[key], &n[key])
+        );
     }
-    for key in ["rss_per_instance_kib_1000", "rss_per_instance_kib_100", "terminate_ms_p50", "terminate_ms_p99"] {
+    for key in [
+        "rss_per_instance_kib_1000",
+        "rss_per_instance_kib_100",
+        "terminate_ms_p50",
+        "terminate_ms_p99",
+    ] {
         if !m[key].is_null() {
             println!("| {key} | {} | - | - |", cell(&m[key]));
         }
     }
-    println!("\n| compute (ms, in-script) | miniworker | native quickjs-ng | Debian qjs | node | miniworker / quickjs-ng |");
+    println!(
+        "\n| compute (ms, in-script) | miniworker | native quickjs-ng | Debian qjs | node | miniworker / quickjs-ng |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (key, _) in SCRIPTS {
         let get = |who: &str| r[who]["compute_ms"][key].clone();

@@ -32,7 +32,10 @@ pub fn run_lines(program: &Path, args: &[&str], pinned: bool) -> Result<Vec<Stri
         )
         .into());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// `{"metric": NAME, "stats": {...}}` lines (a leading `[main] ` is dropped) by metric.

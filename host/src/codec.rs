@@ -18,14 +18,12 @@ impl std::error::Error for ProtocolViolation {}
 
 /// Checks a message a guest sent before it is queued: a malformed one is a
 /// trap of the sender, so no receiver ever sees it.
-pub(crate) fn check_from_guest(data: &[u8], limit: usize) -> wasmtime::Result<()> {
+pub(crate) fn check_from_guest(data: &[u8], limit: usize) -> wasmtime::Result<Message> {
     if data.len() > limit {
         return Err(wasmtime::Error::new(ProtocolViolation(format!(
             "a message of {} bytes, over the limit",
             data.len()
         ))));
     }
-    Message::decode(data)
-        .map(|_| ())
-        .map_err(|e| wasmtime::Error::new(ProtocolViolation(e.to_string())))
+    Message::decode(data).map_err(|e| wasmtime::Error::new(ProtocolViolation(e.to_string())))
 }

@@ -154,7 +154,8 @@ impl Worker {
             return Ok(None);
         };
         Ok(Some(match event {
-            Event::Message(data) => {
+            Event::Message(_, Some(message)) => WorkerEvent::Message(message),
+            Event::Message(data, None) => {
                 WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
             }
             Event::Console(level, text) => WorkerEvent::Console { level, text },

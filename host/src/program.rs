@@ -7,13 +7,14 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
 use crate::bindings::{LogLevel, TurnState, WitJsError};
+use crate::codec::Message;
 use crate::error::{Error, JsError, KillReason, Result};
 use crate::host::{HostState, Role, TestKill};
 use crate::limits::{Limits, TurnBudget};
@@ -23,6 +24,10 @@ use miniworker_project::Project;
 /// Native stack of a thread that runs a guest: Wasmtime's guest stack plus
 /// room for the host frames below it.
 const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
+
+/// Messages delivered to a worker in one call, at most (each is a turn of
+/// its own inside it).
+const BATCH: usize = 64;
 
 /// The level of a console line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +84,9 @@ impl From<JsError> for WitJsError {
 /// One event of a worker, in the order it happened in the worker.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Message(Vec<u8>),
+    /// An encoded message, and its decoded form for a Rust main thread
+    /// (the host decodes every message from a guest once, to check it).
+    Message(Vec<u8>, Option<Message>),
     Console(ConsoleLevel, String),
     Error(JsError),
     Killed(KillReason, String),
@@ -89,7 +96,7 @@ impl Event {
     /// What the event counts against the queue's byte limit.
     fn bytes(&self) -> usize {
         match self {
-            Event::Message(data) => data.len(),
+            Event::Message(data, _) => data.len(),
             Event::Console(_, text) => text.len(),
             Event::Error(e) => e.message.len() + e.stack.len() + e.filename.len(),
             Event::Killed(_, message) => message.len(),
@@ -114,9 +121,9 @@ pub(crate) struct Program {
     pub(crate) limits: Limits,
     state: Mutex<State>,
     /// Wakes the main thread: a worker event, a worker going idle, a timeout.
-    main_cv: Condvar,
+    main_cv: Signal,
     /// Wakes the worker: a message, a terminate.
-    worker_cv: Condvar,
+    worker_cv: Signal,
     /// Uncaught main-thread errors so far.
     main_errors: AtomicU64,
     /// Worker threads still running (a terminated one ends at its next
@@ -181,7 +188,8 @@ impl Slot {
 }
 
 enum WorkerJob {
-    Message(Vec<u8>),
+    /// Messages that are ready, in order (a batch, each its own turn).
+    Messages(Vec<Vec<u8>>),
     Timer,
     Stop,
 }
@@ -201,8 +209,8 @@ impl Program {
                 next_id: 1,
                 ..State::default()
             }),
-            main_cv: Condvar::new(),
-            worker_cv: Condvar::new(),
+            main_cv: Signal::default(),
+            worker_cv: Signal::default(),
             main_errors: AtomicU64::new(0),
             worker_threads: Mutex::new(0),
             worker_threads_cv: Condvar::new(),
@@ -210,8 +218,7 @@ impl Program {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock is a host bug; the state stays usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        relock(&self.state)
     }
 
     // ---- diagnostics and console ----------------------------------------------
@@ -222,6 +229,11 @@ impl Program {
             Output::Print => eprintln!("{text}"),
             Output::Events => tracing::info!("{text}"),
         }
+    }
+
+    /// Whether the main thread is Rust code, which takes messages decoded.
+    pub(crate) fn wants_decoded(&self) -> bool {
+        self.output == Output::Events
     }
 
     pub(crate) fn console(&self, role: Role, level: ConsoleLevel, text: String) {
@@ -320,7 +332,7 @@ impl Program {
                 }
                 slot.inbox_bytes += data.len();
                 slot.inbox.push_back((Instant::now(), data));
-                self.worker_cv.notify_all();
+                self.worker_cv.notify(&st);
                 Ok(())
             }
             _ => Err(match &st.ended {
@@ -343,11 +355,11 @@ impl Program {
             st.forget_worker_events(id);
             st.ended = Some((id, Error::Terminated));
             st.discarded += slot.inbox.len() as u64;
+            self.worker_cv.notify(&st);
+            self.main_cv.notify(&st);
             slot.inbox.len()
         };
         self.runtime.interrupt();
-        self.worker_cv.notify_all();
-        self.main_cv.notify_all();
         if discarded > 0 {
             self.diagnostic(&format!(
                 "miniworker: {discarded} message(s) queued toward the terminated worker were discarded"
@@ -372,7 +384,7 @@ impl Program {
         };
         let bytes = event.bytes();
         if let Some(why) = queue_full(&limits, st.to_main.len(), st.to_main_bytes, bytes) {
-            if matches!(event, Event::Message(_)) {
+            if matches!(event, Event::Message(..)) {
                 return Err(format!("the queue toward the main thread is full ({why})"));
             }
             st.dropped_events += 1;
@@ -391,7 +403,7 @@ impl Program {
         }
         st.to_main_bytes += bytes;
         st.to_main.push_back((id, now, event));
-        self.main_cv.notify_all();
+        self.main_cv.notify(&st);
         Ok(())
     }
 
@@ -406,8 +418,8 @@ impl Program {
         let event = Event::Killed(reason, message.clone());
         st.to_main_bytes += event.bytes();
         st.to_main.push_back((id, Instant::now(), event));
+        self.main_cv.notify(&st);
         drop(st);
-        self.main_cv.notify_all();
         self.diagnostic(&format!("miniworker: worker killed ({reason}): {message}"));
     }
 
@@ -419,12 +431,12 @@ impl Program {
             slot.busy = false;
             slot.listening = state.listening;
             slot.timer_due = due_after(state.next_timer_ms);
-            self.main_cv.notify_all();
+            self.main_cv.notify(&st);
         }
     }
 
-    /// Waits for worker `id`'s next turn: the earlier of its first message
-    /// (when it has a listener) and its due timer.
+    /// Waits for worker `id`'s next job: its due timer, or the messages that
+    /// became ready before it (when it has a listener), at most [`BATCH`].
     fn next_worker_job(&self, id: u32) -> WorkerJob {
         let mut st = self.lock();
         loop {
@@ -432,26 +444,34 @@ impl Program {
                 return WorkerJob::Stop;
             };
             let now = Instant::now();
-            let message_at = slot.inbox.front().filter(|_| slot.listening).map(|(at, _)| *at);
             let timer_ready = slot.timer_due.filter(|due| *due <= now);
-            match (message_at, timer_ready) {
-                (Some(at), Some(due)) if due <= at => {}
-                (Some(_), _) => {
-                    slot.busy = true;
-                    let data = slot.inbox.pop_front().map(|(_, data)| data).unwrap_or_default();
+            let message_first = slot
+                .inbox
+                .front()
+                .filter(|_| slot.listening)
+                .is_some_and(|(at, _)| timer_ready.is_none_or(|due| *at < due));
+            if message_first {
+                slot.busy = true;
+                let mut batch = Vec::new();
+                while let Some((at, _)) = slot.inbox.front() {
+                    if batch.len() == BATCH || timer_ready.is_some_and(|due| *at >= due) {
+                        break;
+                    }
+                    let Some((_, data)) = slot.inbox.pop_front() else {
+                        break;
+                    };
                     slot.inbox_bytes = slot.inbox_bytes.saturating_sub(data.len());
-                    return WorkerJob::Message(data);
+                    batch.push(data);
                 }
-                (None, Some(_)) => {}
-                (None, None) => {
-                    let timeout = slot.timer_due.map(|due| due - now);
-                    st = wait(&self.worker_cv, st, timeout);
-                    continue;
-                }
+                return WorkerJob::Messages(batch);
             }
-            slot.busy = true;
-            slot.timer_due = None;
-            return WorkerJob::Timer;
+            if timer_ready.is_some() {
+                slot.busy = true;
+                slot.timer_due = None;
+                return WorkerJob::Timer;
+            }
+            let timeout = slot.timer_due.map(|due| due - now);
+            st = self.worker_cv.wait(&self.state, st, timeout);
         }
     }
 
@@ -493,8 +513,8 @@ impl Program {
         self.worker_turn_done(id, state);
         loop {
             let state = match self.next_worker_job(id) {
-                WorkerJob::Message(data) => {
-                    self.turn(&mut store, |s| events.call_deliver_message(s, &data))?
+                WorkerJob::Messages(batch) => {
+                    self.turn(&mut store, |s| events.call_deliver_messages(s, &batch))?
                 }
                 WorkerJob::Timer => self.turn(&mut store, |s| turns.call_run_timer(s))?,
                 WorkerJob::Stop => return Ok(()),
@@ -543,7 +563,7 @@ impl Program {
             let head_at = st
                 .to_main
                 .front()
-                .filter(|(_, _, ev)| main.listening || !matches!(ev, Event::Message(_)))
+                .filter(|(_, _, ev)| main.listening || !matches!(ev, Event::Message(..)))
                 .map(|(_, at, _)| *at);
             let timer_ready = main.timer_due.filter(|due| *due <= now);
             match (head_at, timer_ready) {
@@ -560,17 +580,15 @@ impl Program {
             if quiescent {
                 return MainJob::Quiescent;
             }
-            st = wait(
-                &self.main_cv,
-                st,
-                main.timer_due.map(|due| due.saturating_duration_since(now)),
-            );
+            let timeout = main.timer_due.map(|due| due.saturating_duration_since(now));
+            st = self.main_cv.wait(&self.state, st, timeout);
         }
     }
 
     fn set_timed_out(&self) {
-        self.lock().timed_out = true;
-        self.main_cv.notify_all();
+        let mut st = self.lock();
+        st.timed_out = true;
+        self.main_cv.notify(&st);
     }
 
     /// Ends the program: terminates the worker and discards what is left.
@@ -583,7 +601,7 @@ impl Program {
         let left = st
             .to_main
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::Message(_)))
+            .filter(|(_, _, e)| matches!(e, Event::Message(..)))
             .count() as u64;
         st.to_main.clear();
         st.to_main_bytes = 0;
@@ -611,16 +629,74 @@ fn queue_full(limits: &Limits, count: usize, bytes: usize, adding: usize) -> Opt
     }
 }
 
-/// Waits on `cv`, at most `timeout`. A panic elsewhere while holding the lock
-/// is a host bug; the state stays usable.
-fn wait<'a>(cv: &Condvar, guard: MutexGuard<'a, State>, timeout: Option<Duration>) -> MutexGuard<'a, State> {
-    match timeout {
-        Some(t) => match cv.wait_timeout(guard, t) {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        },
-        None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+/// How long a waiting thread spins (yielding its CPU) before it sleeps: a
+/// wake-up within it costs no futex sleep and wake, which on a shared
+/// machine takes tens of microseconds. A wait that ends in sleep costs at
+/// most this much CPU.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// A condition variable over the program's state that a waiter first spins
+/// on. Every notification is made with the state's lock held (the guard is
+/// the proof), which is what lets a sleeping waiter never miss one and a
+/// notification with no sleeper skip the system call.
+#[derive(Default)]
+struct Signal {
+    cv: Condvar,
+    /// Bumped by every notification.
+    seq: AtomicU64,
+    /// Waiters asleep on `cv` (or about to be).
+    sleepers: AtomicUsize,
+}
+
+impl Signal {
+    fn notify(&self, _locked: &MutexGuard<'_, State>) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.cv.notify_all();
+        }
     }
+
+    /// Waits for a notification, at most `timeout`; the caller re-checks
+    /// the state either way.
+    fn wait<'a>(
+        &self,
+        mutex: &'a Mutex<State>,
+        guard: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        let seen = self.seq.load(Ordering::SeqCst);
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        drop(guard);
+        let spin_until = start + timeout.map_or(SPIN, |t| t.min(SPIN));
+        while Instant::now() < spin_until {
+            if self.seq.load(Ordering::SeqCst) != seen {
+                return relock(mutex);
+            }
+            std::thread::yield_now();
+        }
+        let guard = relock(mutex);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let guard = if self.seq.load(Ordering::SeqCst) != seen {
+            guard
+        } else {
+            match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+                Some(t) => match self.cv.wait_timeout(guard, t) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                },
+                None => self.cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+            }
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+}
+
+/// Locks the program's state. A panic elsewhere while holding the lock is a
+/// host bug; the state stays usable.
+fn relock(mutex: &Mutex<State>) -> MutexGuard<'_, State> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct MainState {
@@ -762,7 +838,7 @@ impl Program {
                         KillInfo, WorkerEvent,
                     };
                     let event = match event {
-                        Event::Message(data) => WorkerEvent::Message(data),
+                        Event::Message(data, _) => WorkerEvent::Message(data),
                         Event::Error(e) => WorkerEvent::Error(e.into()),
                         Event::Killed(reason, message) => WorkerEvent::Killed(KillInfo {
                             reason: reason.as_str().to_string(),
@@ -793,7 +869,7 @@ impl Program {
             if now >= deadline {
                 return None;
             }
-            st = wait(&self.main_cv, st, Some(deadline - now));
+            st = self.main_cv.wait(&self.state, st, Some(deadline - now));
         }
     }
 

@@ -1,8 +1,8 @@
 //! The shared [`Runtime`]: the engine and the two compiled guest components.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -115,13 +115,15 @@ impl RuntimeInner {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|cx| {
-            let state = cx.data();
+        store.epoch_deadline_callback(|mut cx| {
+            let state = cx.data_mut();
             if state.stop.load(Ordering::Acquire) {
                 return Err(Trap::Interrupt.into());
             }
             let limit = state.limits.cpu_time_per_turn();
-            if thread_cpu_time().saturating_sub(state.budget.cpu_start) > limit {
+            let now = thread_cpu_time();
+            let start = *state.budget.cpu_start.get_or_insert(now);
+            if now.saturating_sub(start) > limit {
                 return Err(CpuTimeLimit { limit }.into());
             }
             Ok(UpdateDeadline::Continue(1))
@@ -152,23 +154,29 @@ impl Drop for RuntimeInner {
 /// CPU-time check.
 const TICK: Duration = Duration::from_millis(10);
 
-/// The thread that advances the engine's epoch every [`TICK`] while at
-/// least one guest call is in progress, and sleeps otherwise.
-struct Ticker {
-    state: Mutex<TickerState>,
-    wake: Condvar,
-}
+/// How long the ticker keeps ticking after the last guest call ended before
+/// it parks: calls in quick succession never have to wake it.
+const GRACE: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
-struct TickerState {
-    running: usize,
-    shut_down: bool,
+/// The thread that advances the engine's epoch every [`TICK`] while guest
+/// calls run (and for [`GRACE`] after), and parks otherwise. Entering and
+/// leaving a call are two atomic operations; only a call that finds the
+/// ticker parked takes its lock to wake it.
+struct Ticker {
+    running: AtomicUsize,
+    parked: AtomicBool,
+    shut_down: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Ticker {
     fn start(engine: &Engine) -> Result<Arc<Ticker>> {
         let ticker = Arc::new(Ticker {
-            state: Mutex::new(TickerState::default()),
+            running: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
+            lock: Mutex::new(()),
             wake: Condvar::new(),
         });
         let (me, engine) = (ticker.clone(), engine.clone());
@@ -179,43 +187,50 @@ impl Ticker {
         Ok(ticker)
     }
 
-    fn lock(&self) -> MutexGuard<'_, TickerState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn run(&self, engine: &Engine) {
-        let mut st = self.lock();
+        let mut idle_since: Option<Instant> = None;
         loop {
-            if st.shut_down {
+            if self.shut_down.load(Ordering::SeqCst) {
                 return;
             }
-            if st.running == 0 {
-                st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            if self.running.load(Ordering::SeqCst) > 0 {
+                idle_since = None;
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= GRACE {
+                let guard = self.lock();
+                self.parked.store(true, Ordering::SeqCst);
+                // A call that began before `parked` was set is seen here; one
+                // that begins after it takes the lock to notify.
+                if self.running.load(Ordering::SeqCst) == 0 && !self.shut_down.load(Ordering::SeqCst) {
+                    drop(self.wake.wait(guard).unwrap_or_else(|p| p.into_inner()));
+                }
+                self.parked.store(false, Ordering::SeqCst);
+                idle_since = None;
                 continue;
             }
-            st = match self.wake.wait_timeout(st, TICK) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+            std::thread::sleep(TICK);
             engine.increment_epoch();
         }
     }
 
     fn enter(&self) {
-        let mut st = self.lock();
-        st.running += 1;
-        if st.running == 1 {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            let _guard = self.lock();
             self.wake.notify_all();
         }
     }
 
     fn leave(&self) {
-        let mut st = self.lock();
-        st.running = st.running.saturating_sub(1);
+        self.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn shut_down(&self) {
-        self.lock().shut_down = true;
+        self.shut_down.store(true, Ordering::SeqCst);
+        let _guard = self.lock();
         self.wake.notify_all();
     }
 }

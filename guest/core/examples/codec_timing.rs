@@ -92,6 +92,10 @@ fn main() {
                 encoded = bytes.len();
                 Ok(())
             })?;
+            let encode_only = time(n, || {
+                codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE)?;
+                Ok(())
+            })?;
             // The same copy through JSON text, for scale (JSON loses types).
             let via_json = time(n, || {
                 let text: Value = stringify.call((value.clone(),))?;
@@ -99,11 +103,12 @@ fn main() {
                 Ok(())
             })?;
             println!(
-                r#"{{"object":"{name}","runs":{n},"json_bytes":{},"encoded_bytes":{encoded},"median_us":{:.2},"p99_us":{:.2},"min_us":{:.2},"json_roundtrip_median_us":{:.2}}}"#,
+                r#"{{"object":"{name}","runs":{n},"json_bytes":{},"encoded_bytes":{encoded},"median_us":{:.2},"p99_us":{:.2},"min_us":{:.2},"encode_median_us":{:.2},"json_roundtrip_median_us":{:.2}}}"#,
                 json.len(),
                 codec.median,
                 codec.p99,
                 codec.min,
+                encode_only.median,
                 via_json.median,
             );
         }

@@ -75,10 +75,12 @@
     return w;
   }
 
+  // Listeners added by a listener wait for the next event.
   function callEach(callbacks, value) {
-    for (const callback of callbacks.slice()) {
+    const count = callbacks.length;
+    for (let i = 0; i < count; i++) {
       try {
-        callback.call(undefined, value);
+        callbacks[i].call(undefined, value);
       } catch (e) {
         common.reportError(e);
       }

@@ -28,9 +28,11 @@
 
   return {
     deliverMessage(message) {
-      for (const callback of listeners.slice()) {
+      // Listeners added by a listener wait for the next message.
+      const count = listeners.length;
+      for (let i = 0; i < count; i++) {
         try {
-          callback.call(undefined, message);
+          listeners[i].call(undefined, message);
         } catch (e) {
           common.reportError(e);
         }

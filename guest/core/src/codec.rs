@@ -433,7 +433,7 @@ impl<'js> Encoder<'_, 'js> {
 // ---- decoding ---------------------------------------------------------------------
 
 enum Open<'js> {
-    Object(Object<'js>, Option<String>),
+    Object(Object<'js>, Option<Atom<'js>>),
     Array(Object<'js>, u64, u64),
     Map(Object<'js>, Option<Value<'js>>),
     Set(Object<'js>),
@@ -450,6 +450,8 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let mut r = Reader::new(bytes).map_err(|e| malformed(ctx, e))?;
         let mut nodes: Vec<Value<'js>> = Vec::new();
         let mut stack: Vec<Open<'js>> = Vec::new();
+        // Object keys repeat (records of one shape): each becomes an atom once.
+        let mut keys: HashMap<&[u8], Atom<'js>> = HashMap::new();
         let m = |e: DecodeError| malformed(ctx, e);
         loop {
             // Close finished containers; read object keys.
@@ -468,7 +470,10 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                             stack.pop();
                             break Some(v);
                         }
-                        *key = Some(r.string().map_err(m)?);
+                        *key = Some(read_key(ctx, &mut r, &mut keys).map_err(|e| match e {
+                            KeyError::Decode(e) => malformed(ctx, e),
+                            KeyError::Js(e) => e,
+                        })?);
                     }
                     Some(Open::Map(obj, _) | Open::Set(obj)) if r.peek().map_err(m)? == tag::END => {
                         r.byte().map_err(m)?;
@@ -524,6 +529,31 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
             }
         }
     })
+}
+
+enum KeyError {
+    Decode(DecodeError),
+    Js(quickjs::Error),
+}
+
+/// An object key as an atom, made once per distinct UTF-8 key of a message.
+fn read_key<'a, 'js>(
+    ctx: &Ctx<'js>,
+    r: &mut Reader<'a>,
+    cache: &mut HashMap<&'a [u8], Atom<'js>>,
+) -> Result<Atom<'js>, KeyError> {
+    if r.peek().map_err(KeyError::Decode)? != tag::STRING {
+        let key = r.string().map_err(KeyError::Decode)?;
+        return Atom::from_str(ctx.clone(), &key).map_err(KeyError::Js);
+    }
+    r.byte().map_err(KeyError::Decode)?;
+    let key = r.str_payload().map_err(KeyError::Decode)?;
+    if let Some(atom) = cache.get(key.as_bytes()) {
+        return Ok(atom.clone());
+    }
+    let atom = Atom::from_str(ctx.clone(), key).map_err(KeyError::Js)?;
+    cache.insert(key.as_bytes(), atom.clone());
+    Ok(atom)
 }
 
 fn data_property(v: Value<'_>) -> Property<Value<'_>> {

@@ -189,6 +189,24 @@ impl Context {
     where
         F: for<'js> FnOnce(&Ctx<'js>, &Object<'js>, &Object<'js>) -> quickjs::Result<()>,
     {
+        let mut macrotask = Some(macrotask);
+        self.turns(
+            &[()],
+            || {},
+            |ctx, common, role, _| match macrotask.take() {
+                Some(f) => f(ctx, common, role),
+                None => Ok(()),
+            },
+        )
+    }
+
+    /// Runs one turn per item, in order: `macrotask` on it, then a microtask
+    /// checkpoint, with `between` called before each turn but the first. The
+    /// state for the host is read once, after the last.
+    pub fn turns<T, F>(&self, items: &[T], between: impl Fn(), mut macrotask: F) -> TurnState
+    where
+        F: for<'js> FnMut(&Ctx<'js>, &Object<'js>, &Object<'js>, &T) -> quickjs::Result<()>,
+    {
         self.runtime.context().with(|ctx| {
             let (common, role) = match (self.common.clone().restore(&ctx), self.role.clone().restore(&ctx)) {
                 (Ok(c), Ok(r)) => (c, r),
@@ -200,10 +218,15 @@ impl Context {
                     return TurnState::default();
                 }
             };
-            if let Err(e) = macrotask(&ctx, &common, &role) {
-                self.report(&ctx, &common, e);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    between();
+                }
+                if let Err(e) = macrotask(&ctx, &common, &role, item) {
+                    self.report(&ctx, &common, e);
+                }
+                self.checkpoint(&ctx, &common);
             }
-            self.checkpoint(&ctx, &common);
             let next: f64 = common
                 .get::<_, Function>("nextTimerMs")
                 .and_then(|f| f.call(()))

@@ -28,12 +28,16 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
 }
 
 impl exports::miniworker::sandbox::worker_events::Guest for Component {
-    fn deliver_message(data: Vec<u8>) -> miniworker::sandbox::types::TurnState {
+    fn deliver_messages(batch: Vec<Vec<u8>>) -> miniworker::sandbox::types::TurnState {
         with_context(|cx| {
-            cx.turn(|ctx, _, role| {
-                let message = codec::decode(ctx, &data)?;
-                role.get::<_, Function>("deliverMessage")?.call((message,))
-            })
+            cx.turns(
+                &batch,
+                miniworker::sandbox::context::begin_turn,
+                |ctx, _, role, data| {
+                    let message = codec::decode(ctx, data)?;
+                    role.get::<_, Function>("deliverMessage")?.call((message,))
+                },
+            )
         })
     }
 }

@@ -10,6 +10,18 @@ use miniworker_project::CodeRole;
 impl types::Host for HostState {}
 
 impl HostState {
+    /// Ends a turn: says how many console lines its budget dropped.
+    pub(crate) fn end_turn(&mut self) {
+        let dropped = std::mem::take(&mut self.budget.console_dropped);
+        if dropped > 0 {
+            self.program.console(
+                self.role,
+                crate::program::ConsoleLevel::Warn,
+                format!("({dropped} console lines dropped)"),
+            );
+        }
+    }
+
     fn code_role(&self) -> CodeRole {
         match self.role {
             Role::Main => CodeRole::Main,
@@ -36,6 +48,11 @@ impl context::Host for HostState {
                 let _ = self.program.push_from_worker(id, Event::Error(error.into()));
             }
         }
+    }
+
+    fn begin_turn(&mut self) {
+        self.end_turn();
+        self.budget = crate::limits::TurnBudget::new();
     }
 
     fn resolve_module(&mut self, from: String, request: String) -> Result<String, String> {

@@ -18,11 +18,12 @@ impl std::error::Error for TestKill {}
 
 impl worker_host::Host for HostState {
     fn post_message(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        crate::codec::check_from_guest(&data, self.limits.message_bytes())?;
+        let decoded = crate::codec::check_from_guest(&data, self.limits.message_bytes())?;
         let Role::Worker(id) = self.role else {
             return Ok(Err("not a worker".into()));
         };
-        Ok(self.program.push_from_worker(id, Event::Message(data)))
+        let decoded = self.program.wants_decoded().then_some(decoded);
+        Ok(self.program.push_from_worker(id, Event::Message(data, decoded)))
     }
 
     fn test_kill(&mut self) -> wasmtime::Result<()> {
