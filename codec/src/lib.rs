@@ -202,6 +202,11 @@ impl Writer {
         Writer { buf, limit }
     }
 
+    /// The bytes written since position `start` (a [`Writer::len`] taken earlier).
+    pub fn written_since(&self, start: usize) -> &[u8] {
+        self.buf.get(start..).unwrap_or(&[])
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()

@@ -151,6 +151,8 @@ struct Encoder<'a, 'js> {
     seen: HashMap<usize, u64>,
     /// Keeps every seen object alive, so no address is reused mid-encoding.
     keep: Vec<Object<'js>>,
+    /// Each distinct object key, encoded once (records of one shape repeat them).
+    key_bytes: HashMap<Atom<'js>, Vec<u8>>,
     stack: Vec<Frame<'js>>,
 }
 
@@ -165,6 +167,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             w: Writer::new(limit),
             seen: HashMap::new(),
             keep: Vec::new(),
+            key_bytes: HashMap::new(),
             stack: Vec::new(),
         };
         if is_skipped(&value) {
@@ -217,7 +220,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
                 Next::Prop(key, v) => {
                     // Function- and symbol-valued properties are left out (SPEC section 4).
                     if !is_skipped(&v) {
-                        enc.js_string(key.to_value()?)?;
+                        enc.key(key)?;
                         enc.value(v)?;
                     }
                 }
@@ -268,6 +271,21 @@ impl<'js> Encoder<'_, 'js> {
             },
         };
         fits(self.ctx, r)
+    }
+
+    fn key(&mut self, key: Atom<'js>) -> quickjs::Result<()> {
+        // A few objects are quicker without the cache.
+        if self.seen.len() < 8 {
+            return self.js_string(key.to_value()?);
+        }
+        if let Some(bytes) = self.key_bytes.get(&key) {
+            return fits(self.ctx, self.w.bytes(bytes));
+        }
+        let start = self.w.len();
+        self.js_string(key.to_value()?)?;
+        let encoded = self.w.written_since(start).to_vec();
+        self.key_bytes.insert(key, encoded);
+        Ok(())
     }
 
     fn js_string(&mut self, v: Value<'js>) -> quickjs::Result<()> {
@@ -452,6 +470,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let mut stack: Vec<Open<'js>> = Vec::new();
         // Object keys repeat (records of one shape): each becomes an atom once.
         let mut keys: HashMap<&[u8], Atom<'js>> = HashMap::new();
+        let cache_keys = bytes.len() >= 512;
         let m = |e: DecodeError| malformed(ctx, e);
         loop {
             // Close finished containers; read object keys.
@@ -470,10 +489,12 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                             stack.pop();
                             break Some(v);
                         }
-                        *key = Some(read_key(ctx, &mut r, &mut keys).map_err(|e| match e {
-                            KeyError::Decode(e) => malformed(ctx, e),
-                            KeyError::Js(e) => e,
-                        })?);
+                        *key = Some(
+                            read_key(ctx, &mut r, cache_keys.then_some(&mut keys)).map_err(|e| match e {
+                                KeyError::Decode(e) => malformed(ctx, e),
+                                KeyError::Js(e) => e,
+                            })?,
+                        );
                     }
                     Some(Open::Map(obj, _) | Open::Set(obj)) if r.peek().map_err(m)? == tag::END => {
                         r.byte().map_err(m)?;
@@ -536,16 +557,17 @@ enum KeyError {
     Js(quickjs::Error),
 }
 
-/// An object key as an atom, made once per distinct UTF-8 key of a message.
+/// An object key as an atom; with a cache (big messages), made once per
+/// distinct UTF-8 key.
 fn read_key<'a, 'js>(
     ctx: &Ctx<'js>,
     r: &mut Reader<'a>,
-    cache: &mut HashMap<&'a [u8], Atom<'js>>,
+    cache: Option<&mut HashMap<&'a [u8], Atom<'js>>>,
 ) -> Result<Atom<'js>, KeyError> {
-    if r.peek().map_err(KeyError::Decode)? != tag::STRING {
+    let Some(cache) = cache.filter(|_| r.peek().ok() == Some(tag::STRING)) else {
         let key = r.string().map_err(KeyError::Decode)?;
         return Atom::from_str(ctx.clone(), &key).map_err(KeyError::Js);
-    }
+    };
     r.byte().map_err(KeyError::Decode)?;
     let key = r.str_payload().map_err(KeyError::Decode)?;
     if let Some(atom) = cache.get(key.as_bytes()) {
