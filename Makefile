@@ -93,6 +93,7 @@ lint: guest
 QJS_DIR := $(ROOT)/target/bench/qjs
 QJS_SCRIPT := $(ROOT)/../shared/bench-peers/build_qjs.sh
 bench: build
+	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example run_script
 	@if [ ! -x $(QJS_DIR)/src/qjs ] && [ -f $(QJS_SCRIPT) ]; then \
 	  for p in dpkg-dev xz-utils; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null); done; \
@@ -102,13 +103,14 @@ bench: build
 
 # The same in under a minute, with fewer samples (not for the docs).
 bench-quick: build
+	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example run_script
 	./target/release/miniworker-bench --quick --out $(ROOT)/target/bench/quick.json
 
 # The message codec's encode+decode time inside the guest (a WASI command
 # built from the guest library, run under the production engine config).
 bench-codec: setup
 	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example codec_timing
-	$(CARGO) run --release --quiet -p miniworker-bench --bin guest_codec -- \
+	$(CARGO) run --release --quiet -p miniworker-bench --bin guest_command -- \
 	  $(GUEST_WASM)/examples/codec_timing.wasm
 
 # Coverage-guided fuzzing (nightly, kept out of CI): each target runs

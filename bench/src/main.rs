@@ -2,7 +2,8 @@
 //! definitions of bench/README.md; writes bench/results/latest.json and
 //! prints a side-by-side table.
 //!
-//! `miniworker-bench [--quick] [--out FILE]`
+//! `miniworker-bench [--quick] [--out FILE]`, or `--table FILE` to print the
+//! table of an earlier run.
 
 mod library;
 mod peers;
@@ -60,6 +61,12 @@ fn run() -> Result<()> {
             other => return Err(format!("unknown section {other:?}").into()),
         };
         println!("{line}");
+        return Ok(());
+    }
+    // Prints the table of a results file again.
+    if let Some(i) = args.iter().position(|a| a == "--table") {
+        let file = args.get(i + 1).ok_or("--table needs a results file")?;
+        print_table(&serde_json::from_str(&std::fs::read_to_string(file)?)?);
         return Ok(());
     }
     let out = match args.iter().position(|a| a == "--out") {
@@ -142,6 +149,19 @@ fn run() -> Result<()> {
             Box::new(move |s: &str| peers::compute_once(&exe, &dir.join(format!("{s}.js"))))
         }),
     ];
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../guest/target/wasm32-wasip2/release/examples/run_script.wasm");
+    if harness.is_file() {
+        let (runner, dir) = (bin_dir.join("guest_command"), scripts_dir.clone());
+        engines.push((
+            "wasm_epochs_off",
+            Box::new(move |s: &str| {
+                peers::compute_in_wasm_without_epochs(&runner, &harness, &dir.join(format!("{s}.js")))
+            }),
+        ));
+    } else {
+        eprintln!("(no guest run_script harness: `make bench` builds it; no epochs-off column)");
+    }
     match peers::qjs(&target) {
         Some(qjs) => engines.push(("native_qjs", {
             let dir = scripts_dir.clone();
@@ -182,6 +202,9 @@ fn run() -> Result<()> {
         "miniworker": mw,
         "native_quickjs_ng": { "compute_ms": compute.get("native_quickjs_ng") },
         "native_qjs": { "compute_ms": compute.get("native_qjs") },
+        // The same scripts in the same guest build, without the host protocol,
+        // epoch interruption off: what the epoch checks cost.
+        "miniworker_epochs_off": { "compute_ms": compute.get("wasm_epochs_off") },
         "miniworker_app_js": app.iter().map(|(k, s)| (k.clone(), json!(s.median))).collect::<BTreeMap<_, _>>(),
     });
     results["miniworker"]["compute_ms"] = json!(compute.get("miniworker"));
@@ -333,18 +356,20 @@ fn print_table(r: &Value) {
         }
     }
     println!(
-        "\n| compute (ms, in-script) | miniworker | native quickjs-ng | Debian qjs | node | miniworker / quickjs-ng |"
+        "\n| compute (ms, in-script) | miniworker | epochs off | native quickjs-ng | Debian qjs | node | miniworker / quickjs-ng | epochs off / quickjs-ng |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (key, _) in SCRIPTS {
         let get = |who: &str| r[who]["compute_ms"][key].clone();
         println!(
-            "| {key} | {} | {} | {} | {} | {} |",
+            "| {key} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&get("miniworker")),
+            cell(&get("miniworker_epochs_off")),
             cell(&get("native_quickjs_ng")),
             cell(&get("native_qjs")),
             cell(&get("node")),
-            ratio(&get("miniworker"), &get("native_quickjs_ng"))
+            ratio(&get("miniworker"), &get("native_quickjs_ng")),
+            ratio(&get("miniworker_epochs_off"), &get("native_quickjs_ng"))
         );
     }
 }

@@ -60,6 +60,21 @@ pub fn compute_once(engine: &Path, script: &Path) -> Result<(f64, String)> {
     parse_compute_line(lines.last().ok_or("no output")?)
 }
 
+/// A compute script's (ms, checksum) from the guest's `run_script` harness,
+/// the script on its stdin, epoch interruption off.
+pub fn compute_in_wasm_without_epochs(runner: &Path, harness: &Path, script: &Path) -> Result<(f64, String)> {
+    let out = Command::new(runner)
+        .arg("--no-epochs")
+        .arg(harness)
+        .stdin(std::fs::File::open(script)?)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{}: {}", runner.display(), String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    parse_compute_line(stdout.lines().last().ok_or("no output")?)
+}
+
 /// `node`, if on PATH.
 pub fn node() -> Option<PathBuf> {
     which("node")
