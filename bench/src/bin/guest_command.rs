@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     let mut config = miniworker_engine::config();
     config.epoch_interruption(epochs);
     let engine = wasmtime::Engine::new(&config)?;
-    let component = Component::from_file(&engine, &path)?;
+    let component = Component::from_file(&engine, path)?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     let mut wasi = WasiCtx::builder();

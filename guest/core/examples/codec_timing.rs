@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use miniworker_guest::quickjs::{self, Function, Value};
-use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, Limits, codec};
+mod harness;
+
+use miniworker_guest::{DEFAULT_MAX_MESSAGE, Level, codec};
 
 /// The objects of the peer benchmarks (`../shared/bench-peers/node_worker.js`).
 const OBJECTS: &str = r#"
@@ -65,19 +67,7 @@ fn main() {
             .unwrap_or(default)
     };
     let plan = [("ping", runs("PING_RUNS", 20_000)), ("big", runs("BIG_RUNS", 30))];
-    let hooks = Hooks {
-        console: |_: Level, text: &str| eprintln!("{text}"),
-        uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
-        resolve_module: |_, request| Err(format!("no modules here: {request}")),
-        load_module: |filename| Err(format!("no modules here: {filename}")),
-    };
-    let limits = Limits {
-        stack: 512 << 10,
-        max_message: DEFAULT_MAX_MESSAGE,
-        max_timers: 10_000,
-    };
-    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("context");
-    context.configure(limits).expect("limits");
+    let context = harness::context(|_: Level, text: &str| eprintln!("{text}"));
     context.turn(|ctx, _, _| {
         let objects: miniworker_guest::quickjs::Object = ctx.eval(OBJECTS)?;
         let stringify: Function = ctx.eval("JSON.stringify")?;

@@ -5,7 +5,9 @@
 
 use std::io::Read;
 
-use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, Limits};
+use miniworker_guest::Level;
+
+mod harness;
 
 fn main() {
     let mut source = String::new();
@@ -13,18 +15,6 @@ fn main() {
         eprintln!("cannot read the script from stdin");
         std::process::exit(2);
     }
-    let hooks = Hooks {
-        console: |_: Level, text: &str| println!("{text}"),
-        uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
-        resolve_module: |_, request| Err(format!("no modules here: {request}")),
-        load_module: |filename| Err(format!("no modules here: {filename}")),
-    };
-    let limits = Limits {
-        stack: 512 << 10,
-        max_message: DEFAULT_MAX_MESSAGE,
-        max_timers: 10_000,
-    };
-    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("context");
-    context.configure(limits).expect("limits");
+    let context = harness::context(|_: Level, text: &str| println!("{text}"));
     context.start("/script.js", &source);
 }

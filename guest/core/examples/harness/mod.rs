@@ -1,0 +1,21 @@
+//! The context a benchmark harness runs in: the common prelude only (no
+//! worker or main role), no modules, the default limits.
+
+use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, Limits};
+
+pub fn context(console: fn(Level, &str)) -> Context {
+    let hooks = Hooks {
+        console,
+        uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
+        resolve_module: |_, request| Err(format!("no modules here: {request}")),
+        load_module: |filename| Err(format!("no modules here: {filename}")),
+    };
+    let limits = Limits {
+        stack: 512 << 10,
+        max_message: DEFAULT_MAX_MESSAGE,
+        max_timers: 10_000,
+    };
+    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("a context");
+    context.configure(limits).expect("limits");
+    context
+}
