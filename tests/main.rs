@@ -10,3 +10,4 @@ mod limits;
 mod messaging;
 mod modules;
 mod project;
+mod stdio;

@@ -233,6 +233,7 @@ fn worker_console_lines_are_events_in_library_mode() {
                 WorkerEvent::Console {
                     level: miniworker::ConsoleLevel::Log,
                     text: format!("worker sends {i}"),
+                    args: vec![format!("worker sends {i}")],
                 },
                 WorkerEvent::Message(miniworker::Message::from_json(&json!(i))),
             ]

@@ -108,12 +108,15 @@ impl Drop for MiniProgram {
 pub enum WorkerEvent {
     /// `worker.postMessage(value)`: the decoded copy ([`Message::to_json`] for JSON).
     Message(Message),
-    /// A console line of the worker.
+    /// A console call of the worker.
     Console {
         /// The console method.
         level: ConsoleLevel,
-        /// The arguments, formatted and joined by spaces.
+        /// The whole line: the arguments joined by spaces, as `run` prints it.
         text: String,
+        /// Each argument, formatted (strings as they are, other values in a
+        /// readable JSON-like form).
+        args: Vec<String>,
     },
     /// An uncaught exception or unhandled rejection in the worker.
     Error(JsError),
@@ -158,10 +161,22 @@ impl Worker {
             Event::Message(data, None) => {
                 WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
             }
-            Event::Console(level, text) => WorkerEvent::Console { level, text },
+            Event::Console(level, args) => WorkerEvent::Console {
+                level,
+                text: args.join(" "),
+                args,
+            },
             Event::Error(e) => WorkerEvent::Error(e),
             Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },
         }))
+    }
+
+    /// Whether the worker is quiescent (SPEC section 7): neither running nor
+    /// holding a pending timer, no message queued toward it that it could
+    /// take, and none of its events waiting to be received. A worker that
+    /// ended is quiescent.
+    pub fn is_quiescent(&self) -> bool {
+        self.program.worker_quiescent(self.id)
     }
 
     /// `terminate()`: stops the worker and frees the slot at once. Returns

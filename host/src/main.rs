@@ -1,6 +1,8 @@
 //! The `miniworker` command line.
 
-use std::path::PathBuf;
+mod stdio;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,6 +24,19 @@ enum Command {
         /// The mini-program project directory (the one with app.json).
         project: PathBuf,
         /// Stop after this many seconds (exit code 124).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Runs one worker with stdin/stdout as its main thread: the JSON-lines
+    /// protocol of docs/stdio-protocol.md (no app.js needed).
+    Worker {
+        /// The mini-program project directory.
+        project: PathBuf,
+        /// The worker's entry file, project-relative (workers/request/index.js).
+        entry: String,
+        /// Stop after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
         #[command(flatten)]
@@ -80,6 +95,36 @@ impl LimitFlags {
     }
 }
 
+/// Checks the flags, opens the project and creates the runtime; the exit
+/// code when one of them fails (the reason is on stderr).
+fn prepare(
+    project: &Path,
+    timeout: Option<f64>,
+    limits: &LimitFlags,
+) -> Result<(Project, Option<Duration>, Limits, Runtime), ExitCode> {
+    let timeout = match timeout {
+        Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(_) => {
+            eprintln!("miniworker: --timeout takes a number of seconds");
+            return Err(ExitCode::from(BAD_PROJECT));
+        }
+        None => None,
+    };
+    let limits = limits.limits().map_err(|e| {
+        eprintln!("miniworker: {e}");
+        ExitCode::from(BAD_PROJECT)
+    })?;
+    let loaded = Project::open(project).map_err(|e| {
+        eprintln!("{}: {e}", project.display());
+        ExitCode::from(BAD_PROJECT)
+    })?;
+    let runtime = Runtime::new().map_err(|e| {
+        eprintln!("miniworker: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((loaded, timeout, limits, runtime))
+}
+
 /// Exit code for a bad project or bad usage (SPEC section 7).
 const BAD_PROJECT: u8 = 2;
 
@@ -111,36 +156,11 @@ fn main() -> ExitCode {
             timeout,
             limits,
         } => {
-            let timeout = match timeout {
-                Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t)),
-                Some(_) => {
-                    eprintln!("miniworker: --timeout takes a number of seconds");
-                    return ExitCode::from(BAD_PROJECT);
-                }
-                None => None,
-            };
-            let loaded = match Project::open(&project) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: {e}", project.display());
-                    return ExitCode::from(BAD_PROJECT);
-                }
-            };
-            let limits = match limits.limits() {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("miniworker: {e}");
-                    return ExitCode::from(BAD_PROJECT);
-                }
+            let (loaded, timeout, limits, runtime) = match prepare(&project, timeout, &limits) {
+                Ok(ready) => ready,
+                Err(code) => return code,
             };
             let options = RunOptions { timeout, limits };
-            let runtime = match Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("miniworker: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
             match MiniProgram::run(&runtime, loaded, &options) {
                 Ok(report) => ExitCode::from(report.status.code() as u8),
                 Err(e) => {
@@ -149,5 +169,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Worker {
+            project,
+            entry,
+            timeout,
+            limits,
+        } => match prepare(&project, timeout, &limits) {
+            Ok((loaded, timeout, limits, runtime)) => {
+                ExitCode::from(stdio::serve(&runtime, loaded, &entry, limits, timeout))
+            }
+            Err(code) => {
+                // The protocol's last line, even when nothing could start.
+                println!("{}", serde_json::json!({ "type": "exit", "code": BAD_PROJECT }));
+                code
+            }
+        },
     }
 }

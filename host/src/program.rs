@@ -87,7 +87,8 @@ pub(crate) enum Event {
     /// An encoded message, and its decoded form for a Rust main thread
     /// (the host decodes every message from a guest once, to check it).
     Message(Vec<u8>, Option<Message>),
-    Console(ConsoleLevel, String),
+    /// A console call's arguments, each formatted.
+    Console(ConsoleLevel, Vec<String>),
     Error(JsError),
     Killed(KillReason, String),
 }
@@ -97,11 +98,16 @@ impl Event {
     fn bytes(&self) -> usize {
         match self {
             Event::Message(data, _) => data.len(),
-            Event::Console(_, text) => text.len(),
+            Event::Console(_, args) => line_len(args),
             Event::Error(e) => e.message.len() + e.stack.len() + e.filename.len(),
             Event::Killed(_, message) => message.len(),
         }
     }
+}
+
+/// The length of a console line: its arguments joined by single spaces.
+pub(crate) fn line_len(args: &[String]) -> usize {
+    args.iter().map(String::len).sum::<usize>() + args.len().saturating_sub(1)
 }
 
 /// Where console lines and diagnostics go.
@@ -236,15 +242,15 @@ impl Program {
         self.output == Output::Events
     }
 
-    pub(crate) fn console(&self, role: Role, level: ConsoleLevel, text: String) {
+    pub(crate) fn console(&self, role: Role, level: ConsoleLevel, args: Vec<String>) {
         match (self.output, role) {
-            (Output::Print, Role::Main) => print_console("[main] ", &text),
-            (Output::Print, Role::Worker(_)) => print_console("[worker] ", &text),
+            (Output::Print, Role::Main) => print_console("[main] ", &args.join(" ")),
+            (Output::Print, Role::Worker(_)) => print_console("[worker] ", &args.join(" ")),
             (Output::Events, Role::Worker(id)) => {
                 // A terminated worker's last lines have nobody to go to.
-                let _ = self.push_from_worker(id, Event::Console(level, text));
+                let _ = self.push_from_worker(id, Event::Console(level, args));
             }
-            (Output::Events, Role::Main) => tracing::info!("[main] {text}"),
+            (Output::Events, Role::Main) => tracing::info!("[main] {}", args.join(" ")),
         }
     }
 
@@ -399,7 +405,7 @@ impl Program {
             st.dropped_events = 0;
             st.to_main_bytes += notice.len();
             st.to_main
-                .push_back((id, now, Event::Console(ConsoleLevel::Warn, notice)));
+                .push_back((id, now, Event::Console(ConsoleLevel::Warn, vec![notice])));
         }
         st.to_main_bytes += bytes;
         st.to_main.push_back((id, now, event));
@@ -536,15 +542,7 @@ impl Program {
             let _running = self.runtime.guest_running();
             call(store)
         };
-        let dropped = store.data().budget.console_dropped;
-        if dropped > 0 {
-            let role = store.data().role;
-            self.console(
-                role,
-                ConsoleLevel::Warn,
-                format!("({dropped} console lines dropped)"),
-            );
-        }
+        store.data_mut().end_turn();
         result
     }
 
@@ -871,6 +869,13 @@ impl Program {
             }
             st = self.main_cv.wait(&self.state, st, Some(deadline - now));
         }
+    }
+
+    /// See [`crate::Worker::is_quiescent`].
+    pub(crate) fn worker_quiescent(&self, id: u32) -> bool {
+        let st = self.lock();
+        st.worker.as_ref().filter(|s| s.id == id).is_none_or(Slot::idle)
+            && !st.to_main.iter().any(|(from, _, _)| *from == id)
     }
 
     /// Messages discarded so far.

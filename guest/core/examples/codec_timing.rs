@@ -67,7 +67,7 @@ fn main() {
             .unwrap_or(default)
     };
     let plan = [("ping", runs("PING_RUNS", 20_000)), ("big", runs("BIG_RUNS", 30))];
-    let context = harness::context(|_: Level, text: &str| eprintln!("{text}"));
+    let context = harness::context(|_: Level, args: &[String]| eprintln!("{}", args.join(" ")));
     context.turn(|ctx, _, _| {
         let objects: miniworker_guest::quickjs::Object = ctx.eval(OBJECTS)?;
         let stringify: Function = ctx.eval("JSON.stringify")?;

@@ -15,6 +15,6 @@ fn main() {
         eprintln!("cannot read the script from stdin");
         std::process::exit(2);
     }
-    let context = harness::context(|_: Level, text: &str| println!("{text}"));
+    let context = harness::context(|_: Level, args: &[String]| println!("{}", args.join(" ")));
     context.start("/script.js", &source);
 }

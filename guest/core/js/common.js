@@ -192,14 +192,14 @@
     }
   }
 
+  // Each argument of a console call, formatted (the host joins them).
   function format(args) {
-    let out = '';
+    const out = [];
     for (let i = 0; i < args.length; i++) {
-      if (i) out += ' ';
       try {
-        out += inspect(args[i], 0, []);
+        out.push(inspect(args[i], 0, []));
       } catch (e) {
-        out += '[uninspectable]';
+        out.push('[uninspectable]');
       }
     }
     return out;

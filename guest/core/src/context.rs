@@ -50,8 +50,8 @@ pub struct TurnState {
 /// The host calls every context makes, as the component crate binds them.
 #[derive(Clone, Copy)]
 pub struct Hooks {
-    /// Prints one console call (arguments already formatted and joined).
-    pub console: fn(Level, &str),
+    /// Prints one console call, each argument already formatted.
+    pub console: fn(Level, &[String]),
     /// Reports an uncaught exception.
     pub uncaught_error: fn(JsError),
     /// Resolves a module request in a file: the module's file, or the error
@@ -364,7 +364,7 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
         "console",
         Function::new(
             ctx.clone(),
-            move |level: u32, text: quickjs::String<'js>| -> quickjs::Result<()> {
+            move |level: u32, args: Vec<String>| -> quickjs::Result<()> {
                 let level = match level {
                     1 => Level::Info,
                     2 => Level::Warn,
@@ -372,7 +372,7 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
                     4 => Level::Debug,
                     _ => Level::Log,
                 };
-                (hooks.console)(level, &text.to_string()?);
+                (hooks.console)(level, &args);
                 Ok(())
             },
         )?,

@@ -27,7 +27,7 @@ macro_rules! component_glue {
         }
 
         const HOOKS: $crate::Hooks = $crate::Hooks {
-            console: |level, text| {
+            console: |level, args| {
                 use miniworker::sandbox::types::LogLevel;
                 let level = match level {
                     $crate::Level::Log => LogLevel::Log,
@@ -36,7 +36,7 @@ macro_rules! component_glue {
                     $crate::Level::Error => LogLevel::Error,
                     $crate::Level::Debug => LogLevel::Debug,
                 };
-                miniworker::sandbox::context::console(level, text);
+                miniworker::sandbox::context::console(level, args);
             },
             uncaught_error: |e| miniworker::sandbox::context::uncaught_error(&to_wit_error(e)),
             resolve_module: miniworker::sandbox::context::resolve_module,

@@ -17,7 +17,7 @@ impl HostState {
             self.program.console(
                 self.role,
                 crate::program::ConsoleLevel::Warn,
-                format!("({dropped} console lines dropped)"),
+                vec![format!("({dropped} console lines dropped)")],
             );
         }
     }
@@ -31,14 +31,15 @@ impl HostState {
 }
 
 impl context::Host for HostState {
-    fn console(&mut self, level: LogLevel, text: String) {
+    fn console(&mut self, level: LogLevel, args: Vec<String>) {
+        let bytes = crate::program::line_len(&args);
         let budget = &mut self.budget;
-        if budget.console_bytes + text.len() > self.limits.console_bytes_per_turn() {
+        if budget.console_bytes + bytes > self.limits.console_bytes_per_turn() {
             budget.console_dropped += 1;
             return;
         }
-        budget.console_bytes += text.len();
-        self.program.console(self.role, level.into(), text);
+        budget.console_bytes += bytes;
+        self.program.console(self.role, level.into(), args);
     }
 
     fn uncaught_error(&mut self, error: WitJsError) {

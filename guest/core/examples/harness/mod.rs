@@ -3,7 +3,7 @@
 
 use miniworker_guest::{Context, DEFAULT_MAX_MESSAGE, Hooks, JsError, Level, Limits};
 
-pub fn context(console: fn(Level, &str)) -> Context {
+pub fn context(console: fn(Level, &[String])) -> Context {
     let hooks = Hooks {
         console,
         uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
