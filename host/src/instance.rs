@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// The limits of the main thread and of each worker.
     pub limits: Limits,
+    /// Console lines and diagnostics as JSON lines on stdout (`run --json`)
+    /// instead of `[main] ` lines and stderr.
+    pub json: bool,
 }
 
 /// What a [`MiniProgram::run`] came to.
@@ -57,7 +60,12 @@ impl MiniProgram {
         let source = project
             .app_js()
             .map_err(|p| Error::Project(ProjectError { problems: vec![p] }))?;
-        let program = Program::new(runtime, project, Output::Print, options.limits.clone());
+        let program = Program::new(
+            runtime,
+            project,
+            Output::Print { json: options.json },
+            options.limits.clone(),
+        );
         let deadline = options.timeout.map(|t| Instant::now() + t);
         let status = program.run_main(&source, deadline);
         Ok(RunReport {

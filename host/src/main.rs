@@ -2,6 +2,7 @@
 
 mod stdio;
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,6 +27,10 @@ enum Command {
         /// Stop after this many seconds (exit code 124).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
+        /// Print console lines and diagnostics as JSON lines on stdout, ending
+        /// with {"type":"exit","code":N} (docs/stdio-protocol.md has the shapes).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         limits: LimitFlags,
     },
@@ -95,6 +100,16 @@ impl LimitFlags {
     }
 }
 
+/// The last line of the JSON outputs: `{"type":"exit","code":N}`.
+fn exit_line(code: u8) {
+    // Nobody may be reading any more; that is no reason to fail.
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::json!({ "type": "exit", "code": code })
+    );
+}
+
 /// Checks the flags, opens the project and creates the runtime; the exit
 /// code when one of them fails (the reason is on stderr).
 fn prepare(
@@ -132,6 +147,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("RUST_LOG"))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -143,7 +159,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { project } => match Project::open(&project) {
             Ok(_) => {
-                println!("{}: ok", project.display());
+                let _ = writeln!(std::io::stdout(), "{}: ok", project.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -154,20 +170,34 @@ fn main() -> ExitCode {
         Command::Run {
             project,
             timeout,
+            json,
             limits,
         } => {
             let (loaded, timeout, limits, runtime) = match prepare(&project, timeout, &limits) {
                 Ok(ready) => ready,
-                Err(code) => return code,
+                Err(code) => {
+                    if json {
+                        exit_line(BAD_PROJECT);
+                    }
+                    return code;
+                }
             };
-            let options = RunOptions { timeout, limits };
-            match MiniProgram::run(&runtime, loaded, &options) {
-                Ok(report) => ExitCode::from(report.status.code() as u8),
+            let options = RunOptions {
+                timeout,
+                limits,
+                json,
+            };
+            let code = match MiniProgram::run(&runtime, loaded, &options) {
+                Ok(report) => report.status.code() as u8,
                 Err(e) => {
                     eprintln!("{}: {e}", project.display());
-                    ExitCode::from(BAD_PROJECT)
+                    BAD_PROJECT
                 }
+            };
+            if json {
+                exit_line(code);
             }
+            ExitCode::from(code)
         }
         Command::Worker {
             project,
@@ -180,7 +210,7 @@ fn main() -> ExitCode {
             }
             Err(code) => {
                 // The protocol's last line, even when nothing could start.
-                println!("{}", serde_json::json!({ "type": "exit", "code": BAD_PROJECT }));
+                exit_line(BAD_PROJECT);
                 code
             }
         },

@@ -114,8 +114,8 @@ pub(crate) fn line_len(args: &[String]) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Output {
     /// `miniworker run`: console lines on stdout with `[main] `/`[worker] `,
-    /// diagnostics on stderr.
-    Print,
+    /// diagnostics on stderr; or, with `json`, both as JSON lines on stdout.
+    Print { json: bool },
     /// Library mode: worker console lines are events; nothing is printed.
     Events,
 }
@@ -229,11 +229,13 @@ impl Program {
 
     // ---- diagnostics and console ----------------------------------------------
 
-    /// One line of the host's own diagnostics (stderr in `run`).
-    pub(crate) fn diagnostic(&self, text: &str) {
+    /// One of the host's own diagnostics: stderr in `run` (a JSON line on
+    /// stdout with `--json`), a tracing event in library mode.
+    pub(crate) fn report(&self, report: Report<'_>) {
         match self.output {
-            Output::Print => eprintln!("{text}"),
-            Output::Events => tracing::info!("{text}"),
+            Output::Print { json: true } => print_json(&report.to_json()),
+            Output::Print { json: false } => eprintln!("{report}"),
+            Output::Events => tracing::info!("{report}"),
         }
     }
 
@@ -244,8 +246,11 @@ impl Program {
 
     pub(crate) fn console(&self, role: Role, level: ConsoleLevel, args: Vec<String>) {
         match (self.output, role) {
-            (Output::Print, Role::Main) => print_console("[main] ", &args.join(" ")),
-            (Output::Print, Role::Worker(_)) => print_console("[worker] ", &args.join(" ")),
+            (Output::Print { json: true }, _) => print_json(&serde_json::json!({
+                "type": "console", "source": role.source(), "level": level.as_str(), "args": args,
+            })),
+            (Output::Print { json: false }, Role::Main) => print_console("[main] ", &args.join(" ")),
+            (Output::Print { json: false }, Role::Worker(_)) => print_console("[worker] ", &args.join(" ")),
             (Output::Events, Role::Worker(id)) => {
                 // A terminated worker's last lines have nobody to go to.
                 let _ = self.push_from_worker(id, Event::Console(level, args));
@@ -256,7 +261,10 @@ impl Program {
 
     pub(crate) fn main_uncaught_error(&self, error: JsError) {
         self.main_errors.fetch_add(1, Ordering::Relaxed);
-        self.diagnostic(&format!("Uncaught {error}"));
+        self.report(Report::Uncaught {
+            source: "main",
+            error: &error,
+        });
     }
 
     // ---- the worker slot ---------------------------------------------------------
@@ -367,9 +375,10 @@ impl Program {
         };
         self.runtime.interrupt();
         if discarded > 0 {
-            self.diagnostic(&format!(
-                "miniworker: {discarded} message(s) queued toward the terminated worker were discarded"
-            ));
+            self.report(Report::Discarded {
+                count: discarded as u64,
+                why: "queued toward the terminated worker",
+            });
         }
         discarded
     }
@@ -426,7 +435,11 @@ impl Program {
         st.to_main.push_back((id, Instant::now(), event));
         self.main_cv.notify(&st);
         drop(st);
-        self.diagnostic(&format!("miniworker: worker killed ({reason}): {message}"));
+        self.report(Report::Killed {
+            source: "worker",
+            reason,
+            message: &message,
+        });
     }
 
     /// Records the state a worker turn ended with; the worker is idle until
@@ -606,9 +619,10 @@ impl Program {
         st.discarded += left;
         if left > 0 {
             drop(st);
-            self.diagnostic(&format!(
-                "miniworker: {left} message(s) without a listener were discarded at exit"
-            ));
+            self.report(Report::Discarded {
+                count: left,
+                why: "without a listener at exit",
+            });
             st = self.lock();
         }
         st.discarded
@@ -738,6 +752,101 @@ pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
     }
 }
 
+/// A diagnostic of the host, for [`Program::report`].
+pub(crate) enum Report<'a> {
+    /// An uncaught error nobody else reported (`source`: `main` or `worker`).
+    Uncaught {
+        source: &'static str,
+        error: &'a JsError,
+    },
+    /// A context was killed.
+    Killed {
+        source: &'static str,
+        reason: KillReason,
+        message: &'a str,
+    },
+    /// Messages were discarded, and why.
+    Discarded { count: u64, why: &'static str },
+}
+
+impl Report<'_> {
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Report::Uncaught { source, error } => json!({
+                "type": "error", "source": source, "name": error.name, "message": error.message,
+                "stack": error.stack, "filename": error.filename, "lineno": error.lineno,
+            }),
+            Report::Killed {
+                source,
+                reason,
+                message,
+            } => {
+                json!({ "type": "killed", "source": source, "reason": reason.as_str(), "message": message })
+            }
+            Report::Discarded { count, why } => json!({ "type": "discarded", "count": count, "why": why }),
+        }
+    }
+}
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Report::Uncaught {
+                source: "main",
+                error,
+            } => write!(f, "Uncaught {error}"),
+            Report::Uncaught { source, error } => write!(f, "Uncaught (in {source}) {error}"),
+            Report::Killed {
+                source,
+                reason,
+                message,
+            } => {
+                let who = if *source == "main" {
+                    "main thread"
+                } else {
+                    "worker"
+                };
+                write!(f, "miniworker: {who} killed ({reason}): {message}")
+            }
+            Report::Discarded { count, why } => {
+                write!(f, "miniworker: {count} message(s) {why} were discarded")
+            }
+        }
+    }
+}
+
+impl Role {
+    /// `main` or `worker`, as JSON output names the source.
+    fn source(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Worker(_) => "worker",
+        }
+    }
+}
+
+impl ConsoleLevel {
+    /// `log`, `info`, `warn`, `error` or `debug`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleLevel::Log => "log",
+            ConsoleLevel::Info => "info",
+            ConsoleLevel::Warn => "warn",
+            ConsoleLevel::Error => "error",
+            ConsoleLevel::Debug => "debug",
+        }
+    }
+}
+
+/// One JSON line on stdout (`run --json`).
+pub(crate) fn print_json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not bring the host down.
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
 fn print_console(prefix: &str, text: &str) {
     let mut out = std::io::stdout().lock();
     for line in text.split('\n') {
@@ -800,7 +909,11 @@ impl Program {
             Err(_) if stop.load(Ordering::Acquire) => ExitStatus::TimedOut,
             Err(e) => {
                 let (reason, message) = classify(&e);
-                self.diagnostic(&format!("miniworker: main thread killed ({reason}): {message}"));
+                self.report(Report::Killed {
+                    source: "main",
+                    reason,
+                    message: &message,
+                });
                 ExitStatus::Killed(reason)
             }
         };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use miniworker::{ConsoleLevel, Error, Limits, Message, MiniProgram, Project, Runtime, Worker, WorkerEvent};
+use miniworker::{Error, Limits, Message, MiniProgram, Project, Runtime, Worker, WorkerEvent};
 use serde_json::{Value, json};
 
 /// Writes protocol lines; the reader thread and the event loop share it.
@@ -98,7 +98,7 @@ fn write_event(out: &Out, event: WorkerEvent) -> bool {
             })),
         },
         WorkerEvent::Console { level, args, .. } => {
-            out.line(&json!({ "type": "console", "level": level_name(level), "args": args }))
+            out.line(&json!({ "type": "console", "level": level.as_str(), "args": args }))
         }
         WorkerEvent::Error(e) => out.line(&json!({
             "type": "error",
@@ -114,16 +114,6 @@ fn write_event(out: &Out, event: WorkerEvent) -> bool {
         other => eprintln!("miniworker: an event the protocol does not carry: {other:?}"),
     }
     false
-}
-
-fn level_name(level: ConsoleLevel) -> &'static str {
-    match level {
-        ConsoleLevel::Info => "info",
-        ConsoleLevel::Warn => "warn",
-        ConsoleLevel::Error => "error",
-        ConsoleLevel::Debug => "debug",
-        _ => "log",
-    }
 }
 
 /// Reads input lines until EOF or `terminate`.

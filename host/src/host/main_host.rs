@@ -29,9 +29,9 @@ impl main_host::Host for HostState {
     }
 
     fn unhandled_worker_error(&mut self, _id: u32, error: WitJsError) {
-        self.program.diagnostic(&format!(
-            "Uncaught (in worker) {}",
-            crate::error::JsError::from(error)
-        ));
+        self.program.report(crate::program::Report::Uncaught {
+            source: "worker",
+            error: &error.into(),
+        });
     }
 }
