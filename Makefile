@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test lint fuzz bench bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test typescript lint fuzz bench bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -77,8 +77,16 @@ build: precompile
 run: build
 	./target/release/miniworker run examples/hello
 
-test: precompile
+test: precompile typescript
 	$(CARGO) test --release --workspace
+
+# TypeScript's compiler, for the test that checks types/miniworker.d.ts;
+# without npm the test says it was skipped.
+typescript:
+	@if command -v npm >/dev/null && [ ! -x target/npm/node_modules/.bin/tsc ]; then \
+	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent typescript@5 \
+	    || echo "(typescript not installed: the types test will be skipped)"; \
+	fi
 
 lint: guest
 	$(CARGO) fmt --all --check

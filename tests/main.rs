@@ -11,3 +11,4 @@ mod messaging;
 mod modules;
 mod project;
 mod stdio;
+mod types;
