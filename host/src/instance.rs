@@ -11,6 +11,26 @@ use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
 use crate::runtime::Runtime;
 use miniworker_project::{Project, ProjectError};
 
+/// What a mini-program instance uses ([`MiniProgram::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Linear memory of the live worker, in bytes (0 without one).
+    pub worker_memory_bytes: usize,
+    /// CPU time of the live worker's thread, as of the end of its last turn.
+    pub worker_cpu_time: Duration,
+    /// Messages queued toward the worker.
+    pub queued_to_worker: usize,
+    /// Their encoded bytes.
+    pub queued_to_worker_bytes: usize,
+    /// Events queued toward the main thread (messages, console lines, errors).
+    pub queued_to_main: usize,
+    /// Their bytes.
+    pub queued_to_main_bytes: usize,
+    /// Messages discarded so far.
+    pub discarded_messages: u64,
+}
+
 /// Options of [`MiniProgram::run`].
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -95,6 +115,20 @@ impl MiniProgram {
         self.program.discarded()
     }
 
+    /// What the instance uses now: its worker's memory and CPU time, and
+    /// what is queued in each direction.
+    pub fn stats(&self) -> Stats {
+        self.program.stats()
+    }
+
+    /// Ends the instance: terminates its worker and waits at most
+    /// `deadline` for the worker's thread to be gone (whether it is).
+    /// Dropping an instance terminates the worker without waiting.
+    pub fn shutdown(self, deadline: Duration) -> bool {
+        self.program.shut_down();
+        self.program.wait_worker_threads(deadline)
+    }
+
     /// Waits, at most `timeout`, until no worker thread of this instance is
     /// running: `terminate()` frees the slot at once, and the terminated
     /// worker's thread ends at its guest's next interrupt check. Returns
@@ -137,6 +171,44 @@ pub enum WorkerEvent {
     },
 }
 
+impl WorkerEvent {
+    fn from_event(event: Event) -> Result<WorkerEvent> {
+        Ok(match event {
+            Event::Message(_, Some(message)) => WorkerEvent::Message(message),
+            Event::Message(data, None) => {
+                WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
+            }
+            Event::Console(level, args) => WorkerEvent::Console {
+                level,
+                text: args.join(" "),
+                args,
+            },
+            Event::Error(e) => WorkerEvent::Error(e),
+            Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },
+        })
+    }
+}
+
+/// The future of [`Worker::next_event`].
+pub struct NextEvent<'a> {
+    worker: &'a Worker,
+}
+
+impl std::future::Future for NextEvent<'_> {
+    type Output = Result<WorkerEvent>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Worker { program, id } = self.worker;
+        program.poll_from_worker(*id, cx).map(|event| match event {
+            Some(event) => WorkerEvent::from_event(event),
+            None => Err(program.ended_error(*id)),
+        })
+    }
+}
+
 /// A handle on a running worker, for a Rust main thread.
 pub struct Worker {
     program: Arc<Program>,
@@ -161,22 +233,26 @@ impl Worker {
 
     /// The worker's next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<WorkerEvent>> {
-        let Some(event) = self.program.recv_from_worker(self.id, timeout) else {
-            return Ok(None);
-        };
-        Ok(Some(match event {
-            Event::Message(_, Some(message)) => WorkerEvent::Message(message),
-            Event::Message(data, None) => {
-                WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
-            }
-            Event::Console(level, args) => WorkerEvent::Console {
-                level,
-                text: args.join(" "),
-                args,
-            },
-            Event::Error(e) => WorkerEvent::Error(e),
-            Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },
-        }))
+        self.program
+            .recv_from_worker(self.id, timeout)
+            .map(WorkerEvent::from_event)
+            .transpose()
+    }
+
+    /// The worker's next event, for async code (any executor, tokio
+    /// included): fails with [`Error::Terminated`] or [`Error::Killed`] once
+    /// the worker ended and all its events were received.
+    ///
+    /// ```no_run
+    /// # async fn example(worker: &miniworker::Worker) -> miniworker::Result<()> {
+    /// while let Ok(event) = worker.next_event().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_event(&self) -> NextEvent<'_> {
+        NextEvent { worker: self }
     }
 
     /// Whether the worker is quiescent (SPEC section 7): neither running nor

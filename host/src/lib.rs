@@ -66,7 +66,7 @@ mod wasi;
 
 pub use codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
 pub use error::{Error, JsError, KillReason, Result};
-pub use instance::{MiniProgram, RunOptions, RunReport, Worker, WorkerEvent};
+pub use instance::{MiniProgram, NextEvent, RunOptions, RunReport, Stats, Worker, WorkerEvent};
 pub use limits::{DEFAULT_MEMORY, Limits};
 pub use miniworker_project::{CodeRole, Project, ProjectError};
 pub use program::{ConsoleLevel, ExitStatus};

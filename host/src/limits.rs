@@ -195,9 +195,19 @@ impl std::fmt::Display for CpuTimeLimit {
 
 impl std::error::Error for CpuTimeLimit {}
 
+/// What one context uses, readable from other threads ([`crate::Stats`]).
+#[derive(Default)]
+pub(crate) struct Usage {
+    /// Its linear memory, in bytes.
+    pub(crate) memory: std::sync::atomic::AtomicUsize,
+    /// Its thread's CPU time as of the end of its last turn, in nanoseconds.
+    pub(crate) cpu_nanos: std::sync::atomic::AtomicU64,
+}
+
 /// The limiter of one store.
 pub(crate) struct MemoryCap {
     pub(crate) limit: usize,
+    pub(crate) usage: std::sync::Arc<Usage>,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -216,6 +226,9 @@ impl ResourceLimiter for MemoryCap {
             }
             .into());
         }
+        self.usage
+            .memory
+            .store(desired, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 

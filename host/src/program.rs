@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -132,6 +133,8 @@ pub(crate) struct Program {
     worker_cv: Signal,
     /// Uncaught main-thread errors so far.
     main_errors: AtomicU64,
+    /// Tasks waiting (async) for a worker event; woken with `main_cv`.
+    main_wakers: Mutex<Vec<Waker>>,
     /// Worker threads still running (a terminated one ends at its next
     /// interrupt check), with a condition variable for waiting on them.
     worker_threads: Mutex<usize>,
@@ -185,6 +188,8 @@ struct Slot {
     busy: bool,
     timer_due: Option<Instant>,
     stop: Arc<AtomicBool>,
+    /// What its store uses (set once the store exists).
+    usage: Option<Arc<crate::limits::Usage>>,
 }
 
 impl Slot {
@@ -218,6 +223,7 @@ impl Program {
             main_cv: Signal::default(),
             worker_cv: Signal::default(),
             main_errors: AtomicU64::new(0),
+            main_wakers: Mutex::new(Vec::new()),
             worker_threads: Mutex::new(0),
             worker_threads_cv: Condvar::new(),
         })
@@ -225,6 +231,42 @@ impl Program {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         relock(&self.state)
+    }
+
+    /// Wakes the main thread, blocked or async; called with the state lock
+    /// held, like every notification.
+    fn notify_main(&self, locked: &MutexGuard<'_, State>) {
+        self.main_cv.notify(locked);
+        let wakers = std::mem::take(&mut *self.main_wakers.lock().unwrap_or_else(|p| p.into_inner()));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Polls for worker `id`'s next event: `Ready(None)` once the worker
+    /// ended and all its events were taken.
+    pub(crate) fn poll_from_worker(&self, id: u32, cx: &mut std::task::Context<'_>) -> Poll<Option<Event>> {
+        let mut st = self.lock();
+        if let Some(i) = st.to_main.iter().position(|(from, _, _)| *from == id) {
+            return Poll::Ready(st.take_to_main(i).map(|(_, _, e)| e));
+        }
+        if st.worker.as_ref().is_none_or(|s| s.id != id) {
+            return Poll::Ready(None);
+        }
+        // Registered under the state lock: the next notification wakes it.
+        self.main_wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// How the worker `id` ended, once it did.
+    pub(crate) fn ended_error(&self, id: u32) -> Error {
+        match &self.lock().ended {
+            Some((ended, Error::Killed(reason))) if *ended == id => Error::Killed(*reason),
+            _ => Error::Terminated,
+        }
     }
 
     // ---- diagnostics and console ----------------------------------------------
@@ -290,6 +332,7 @@ impl Program {
                 busy: true,
                 timer_due: None,
                 stop: stop.clone(),
+                usage: None,
             });
             id
         };
@@ -370,7 +413,7 @@ impl Program {
             st.ended = Some((id, Error::Terminated));
             st.discarded += slot.inbox.len() as u64;
             self.worker_cv.notify(&st);
-            self.main_cv.notify(&st);
+            self.notify_main(&st);
             slot.inbox.len()
         };
         self.runtime.interrupt();
@@ -418,7 +461,7 @@ impl Program {
         }
         st.to_main_bytes += bytes;
         st.to_main.push_back((id, now, event));
-        self.main_cv.notify(&st);
+        self.notify_main(&st);
         Ok(())
     }
 
@@ -433,7 +476,7 @@ impl Program {
         let event = Event::Killed(reason, message.clone());
         st.to_main_bytes += event.bytes();
         st.to_main.push_back((id, Instant::now(), event));
-        self.main_cv.notify(&st);
+        self.notify_main(&st);
         drop(st);
         self.report(Report::Killed {
             source: "worker",
@@ -450,7 +493,7 @@ impl Program {
             slot.busy = false;
             slot.listening = state.listening;
             slot.timer_due = due_after(state.next_timer_ms);
-            self.main_cv.notify(&st);
+            self.notify_main(&st);
         }
     }
 
@@ -521,6 +564,9 @@ impl Program {
     ) -> wasmtime::Result<()> {
         let runtime = self.runtime.clone();
         let mut store = runtime.new_store(HostState::new(self.clone(), Role::Worker(id), stop, limits));
+        if let Some(slot) = self.lock().worker.as_mut().filter(|s| s.id == id) {
+            slot.usage = Some(store.data().memory.usage.clone());
+        }
         let guest = runtime.worker_pre.instantiate(&mut store)?;
         let turns = guest.miniworker_sandbox_turns();
         let events = guest.miniworker_sandbox_worker_events();
@@ -556,6 +602,8 @@ impl Program {
             call(store)
         };
         store.data_mut().end_turn();
+        let cpu = crate::limits::thread_cpu_time().as_nanos() as u64;
+        store.data().memory.usage.cpu_nanos.store(cpu, Ordering::Relaxed);
         result
     }
 
@@ -599,7 +647,7 @@ impl Program {
     fn set_timed_out(&self) {
         let mut st = self.lock();
         st.timed_out = true;
-        self.main_cv.notify(&st);
+        self.notify_main(&st);
     }
 
     /// Ends the program: terminates the worker and discards what is left.
@@ -981,6 +1029,22 @@ impl Program {
                 return None;
             }
             st = self.main_cv.wait(&self.state, st, Some(deadline - now));
+        }
+    }
+
+    /// See [`crate::MiniProgram::stats`].
+    pub(crate) fn stats(&self) -> crate::Stats {
+        let st = self.lock();
+        let slot = st.worker.as_ref();
+        let usage = slot.and_then(|s| s.usage.as_ref());
+        crate::Stats {
+            worker_memory_bytes: usage.map_or(0, |u| u.memory.load(Ordering::Relaxed)),
+            worker_cpu_time: Duration::from_nanos(usage.map_or(0, |u| u.cpu_nanos.load(Ordering::Relaxed))),
+            queued_to_worker: slot.map_or(0, |s| s.inbox.len()),
+            queued_to_worker_bytes: slot.map_or(0, |s| s.inbox_bytes),
+            queued_to_main: st.to_main.len(),
+            queued_to_main_bytes: st.to_main_bytes,
+            discarded_messages: st.discarded,
         }
     }
 

@@ -50,6 +50,7 @@ impl HostState {
             stop,
             memory: MemoryCap {
                 limit: limits.memory_bytes(),
+                usage: Arc::default(),
             },
             limits,
             budget: TurnBudget::new(),

@@ -1,0 +1,72 @@
+//! The Rust library beyond the basics: the async API from tokio, statistics,
+//! shutdown with a deadline.
+
+use std::time::Duration;
+
+use miniworker::{Error, WorkerEvent};
+use serde_json::json;
+
+use crate::common::{next_message, program};
+
+#[test]
+fn workers_can_be_driven_from_tokio() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    tokio.block_on(async {
+        let ready = worker.next_event().await.unwrap();
+        assert!(matches!(ready, WorkerEvent::Message(_)), "{ready:?}");
+        worker.post_json(&json!({ "n": 1 })).unwrap();
+        let WorkerEvent::Message(reply) = worker.next_event().await.unwrap() else {
+            panic!("expected the echo")
+        };
+        assert_eq!(reply.to_json().unwrap()["echo"], json!(true));
+        worker.terminate();
+        assert!(matches!(worker.next_event().await, Err(Error::Terminated)));
+    });
+    let killed = program.create_worker("workers/kill.js").unwrap();
+    killed.post_json(&json!("go")).unwrap();
+    tokio.block_on(async {
+        loop {
+            match killed.next_event().await {
+                Ok(WorkerEvent::Killed { .. }) => break,
+                Ok(_) => continue,
+                Err(e) => panic!("the kill event comes first: {e}"),
+            }
+        }
+        assert!(matches!(killed.next_event().await, Err(Error::Killed(_))));
+    });
+}
+
+#[test]
+fn statistics_show_memory_cpu_and_queues() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    next_message(&worker);
+    worker.post_json(&json!("x")).unwrap();
+    next_message(&worker);
+    let stats = program.stats();
+    assert!(stats.worker_memory_bytes > 1 << 20, "{stats:?}");
+    assert!(stats.worker_cpu_time > Duration::ZERO, "{stats:?}");
+    assert_eq!(
+        (stats.queued_to_worker, stats.queued_to_main),
+        (0, 0),
+        "{stats:?}"
+    );
+    worker.terminate();
+    let deaf = program.create_worker("workers/late.js").unwrap();
+    for _ in 0..3 {
+        deaf.post_json(&json!("abc")).unwrap();
+    }
+    let stats = program.stats();
+    assert_eq!(stats.queued_to_worker, 3, "{stats:?}");
+    assert!(stats.queued_to_worker_bytes >= 3 * 4, "{stats:?}");
+}
+
+#[test]
+fn shutdown_waits_for_a_spinning_worker() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/spin.js").unwrap();
+    next_message(&worker);
+    assert!(program.shutdown(Duration::from_secs(5)));
+}
