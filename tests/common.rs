@@ -24,7 +24,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A library-mode instance of fixture `name`.
 pub fn program(name: &str) -> MiniProgram {
     let project = Project::open(fixture(name)).expect("the fixture is a valid project");
-    MiniProgram::new(runtime(), project)
+    MiniProgram::new(runtime(), project).expect("under the host caps")
 }
 
 /// How long a test waits for one event before it fails.

@@ -70,3 +70,37 @@ fn shutdown_waits_for_a_spinning_worker() {
     next_message(&worker);
     assert!(program.shutdown(Duration::from_secs(5)));
 }
+
+#[test]
+fn host_caps_bound_live_instances_and_total_memory() {
+    use miniworker::{HostCaps, KillReason, MiniProgram, Project, Runtime};
+    let open = |runtime: &Runtime| {
+        MiniProgram::new(runtime, Project::open(crate::common::fixture("limits")).unwrap())
+    };
+    let runtime = Runtime::with_caps(HostCaps::default().instances(2)).unwrap();
+    let first = open(&runtime).unwrap();
+    let second = open(&runtime).unwrap();
+    assert!(matches!(open(&runtime), Err(Error::HostLimit(_))));
+    drop(first);
+    let third = open(&runtime).unwrap();
+    drop((second, third));
+
+    // Every context's memory counts against the host's total: a bomb meets
+    // the host cap (40 MiB) before its own (64 MiB), and the memory of a
+    // dropped worker is counted back.
+    let runtime = Runtime::with_caps(HostCaps::default().total_memory(40 << 20)).unwrap();
+    let program = open(&runtime).unwrap();
+    for _ in 0..2 {
+        let bomb = program.create_worker("workers/bomb.js").unwrap();
+        assert_eq!(next_message(&bomb), json!("ready"));
+        bomb.post_json(&json!("go")).unwrap();
+        match crate::common::next_event(&bomb) {
+            WorkerEvent::Killed { reason, message } => {
+                assert_eq!(reason, KillReason::Memory);
+                assert!(message.contains("host's total memory cap"), "{message}");
+            }
+            other => panic!("expected a kill, got {other:?}"),
+        }
+        program.wait_worker_threads(Duration::from_secs(5));
+    }
+}

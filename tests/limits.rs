@@ -10,7 +10,7 @@ use crate::common::{PATIENCE, fixture, next_event, next_message, runtime};
 
 fn limits_program(limits: Limits) -> MiniProgram {
     let project = Project::open(fixture("limits")).expect("the fixture is a valid project");
-    MiniProgram::with_limits(runtime(), project, limits)
+    MiniProgram::with_limits(runtime(), project, limits).expect("under the host caps")
 }
 
 /// The worker's next event is its kill, for `reason`; nothing follows it.

@@ -162,7 +162,7 @@ fn require_cannot_leave_the_workers_directory() {
     let big = std::fs::File::create(workers.join("big.js")).unwrap();
     big.set_len(17 << 20).unwrap();
 
-    let program = MiniProgram::new(runtime(), project);
+    let program = MiniProgram::new(runtime(), project).unwrap();
     for planted in [
         "workers/fifo.js",
         "workers/big.js",

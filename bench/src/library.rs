@@ -57,7 +57,7 @@ fn program(runtime: &Runtime) -> Result<MiniProgram> {
         runtime,
         Project::open(project_dir())?,
         limits,
-    ))
+    )?)
 }
 
 fn next_message(worker: &Worker) -> Result<Message> {
@@ -272,7 +272,7 @@ pub fn rss(runtime: &Runtime, instances: usize) -> Result<(f64, f64)> {
 /// (g) terminate() to the worker's thread gone, for a spinning worker (ms).
 pub fn terminate(runtime: &Runtime, runs: usize) -> Result<Stats> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/basic");
-    let program = MiniProgram::new(runtime, Project::open(root)?);
+    let program = MiniProgram::new(runtime, Project::open(root)?)?;
     let mut ms = Vec::new();
     for _ in 0..runs {
         let worker = program.create_worker("workers/spin.js")?;
@@ -290,7 +290,7 @@ pub fn terminate(runtime: &Runtime, runs: usize) -> Result<Stats> {
 
 /// (f) one compute script run in a worker: the `ms` its one console line reports.
 pub fn compute_once(runtime: &Runtime, script: &str) -> Result<(f64, String)> {
-    let program = MiniProgram::new(runtime, Project::open(project_dir())?);
+    let program = MiniProgram::new(runtime, Project::open(project_dir())?)?;
     let worker = program.create_worker(&format!("workers/compute/{script}.js"))?;
     match worker.recv_timeout(Duration::from_secs(300))? {
         Some(WorkerEvent::Console { text, .. }) => crate::peers::parse_compute_line(&text),

@@ -28,7 +28,7 @@ fn program(runtime: &Runtime) -> Result<MiniProgram> {
         .cpu_time(Duration::from_millis(300))
         .memory(32 << 20)
         .queue_messages(20);
-    Ok(MiniProgram::with_limits(runtime, Project::open(root)?, limits))
+    Ok(MiniProgram::with_limits(runtime, Project::open(root)?, limits)?)
 }
 
 /// One instance's life; the time the good ones take.

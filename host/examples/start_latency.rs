@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(200);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/basic");
     let runtime = Runtime::new()?;
-    let program = MiniProgram::new(&runtime, Project::open(root)?);
+    let program = MiniProgram::new(&runtime, Project::open(root)?)?;
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs + 10 {
         let start = Instant::now();

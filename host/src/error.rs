@@ -92,6 +92,9 @@ pub enum Error {
     /// back-pressure, nothing was queued. Try again once the receiver reads.
     #[error("postMessage: {0}")]
     QueueFull(String),
+    /// A host-wide cap ([`crate::HostCaps`]) refused a new instance.
+    #[error("host limit: {0}")]
+    HostLimit(String),
     /// A message could not be encoded or decoded.
     #[error("bad message: {0}")]
     Message(String),

@@ -61,16 +61,17 @@ pub struct MiniProgram {
 
 impl MiniProgram {
     /// An instance of `project` whose main thread is the calling Rust code:
-    /// worker console lines arrive as [`WorkerEvent::Console`], nothing is printed.
-    pub fn new(runtime: &Runtime, project: Project) -> MiniProgram {
+    /// worker console lines arrive as [`WorkerEvent::Console`], nothing is
+    /// printed. Fails only with [`Error::HostLimit`] (see [`crate::HostCaps`]).
+    pub fn new(runtime: &Runtime, project: Project) -> Result<MiniProgram> {
         MiniProgram::with_limits(runtime, project, Limits::default())
     }
 
     /// [`MiniProgram::new`] with `limits` for each of its workers.
-    pub fn with_limits(runtime: &Runtime, project: Project, limits: Limits) -> MiniProgram {
-        MiniProgram {
-            program: Program::new(runtime, project, Output::Events, limits),
-        }
+    pub fn with_limits(runtime: &Runtime, project: Project, limits: Limits) -> Result<MiniProgram> {
+        Ok(MiniProgram {
+            program: Program::new(runtime, project, Output::Events, limits)?,
+        })
     }
 
     /// Runs the project's `app.js` as the JavaScript main thread until the
@@ -85,7 +86,7 @@ impl MiniProgram {
             project,
             Output::Print { json: options.json },
             options.limits.clone(),
-        );
+        )?;
         let deadline = options.timeout.map(|t| Instant::now() + t);
         let status = program.run_main(&source, deadline);
         Ok(RunReport {

@@ -21,7 +21,7 @@
 //! use miniworker::{MiniProgram, Project, Runtime, WorkerEvent};
 //!
 //! let runtime = Runtime::new()?;
-//! let program = MiniProgram::new(&runtime, Project::open("examples/hello")?);
+//! let program = MiniProgram::new(&runtime, Project::open("examples/hello")?)?;
 //! let worker = program.create_worker("workers/request/index.js")?;
 //! worker.post_json(&serde_json::json!({ "msg": "hello worker" }))?;
 //! while let Some(event) = worker.recv_timeout(Duration::from_secs(1))? {
@@ -67,7 +67,7 @@ mod wasi;
 pub use codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
 pub use error::{Error, JsError, KillReason, Result};
 pub use instance::{MiniProgram, NextEvent, RunOptions, RunReport, Stats, Worker, WorkerEvent};
-pub use limits::{DEFAULT_MEMORY, Limits};
+pub use limits::{DEFAULT_MEMORY, HostCaps, Limits};
 pub use miniworker_project::{CodeRole, Project, ProjectError};
 pub use program::{ConsoleLevel, ExitStatus};
 pub use runtime::Runtime;

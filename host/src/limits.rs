@@ -160,6 +160,49 @@ impl Limits {
     }
 }
 
+/// Caps for a whole host: every instance of one [`crate::Runtime`].
+///
+/// ```
+/// let caps = miniworker::HostCaps::default().instances(100).total_memory(2 << 30);
+/// let runtime = miniworker::Runtime::with_caps(caps);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostCaps {
+    instances: Option<usize>,
+    total_memory: Option<usize>,
+}
+
+impl HostCaps {
+    /// At most this many live mini-program instances; opening one more fails
+    /// with [`crate::Error::HostLimit`].
+    pub fn instances(mut self, count: usize) -> HostCaps {
+        self.instances = Some(count);
+        self
+    }
+
+    /// At most this much linear memory across every context of the host, in
+    /// bytes; a context whose growth would pass it is killed with `"memory"`.
+    pub fn total_memory(mut self, bytes: usize) -> HostCaps {
+        self.total_memory = Some(bytes);
+        self
+    }
+
+    pub(crate) fn instance_cap(&self) -> Option<usize> {
+        self.instances
+    }
+
+    pub(crate) fn memory_cap(&self) -> Option<usize> {
+        self.total_memory
+    }
+}
+
+/// The host-wide accounting behind [`HostCaps`].
+#[derive(Default)]
+pub(crate) struct HostUsage {
+    pub(crate) instances: std::sync::atomic::AtomicUsize,
+    pub(crate) memory: std::sync::atomic::AtomicUsize,
+}
+
 /// The trap a context ends with when it asks for more memory than its cap:
 /// a kill with reason `"memory"`, never a catchable exception.
 #[derive(Debug)]
@@ -178,6 +221,24 @@ impl std::fmt::Display for MemoryLimit {
         )
     }
 }
+
+/// The trap of a context whose growth would pass the host-wide memory cap.
+#[derive(Debug)]
+pub(crate) struct HostMemoryLimit {
+    pub(crate) cap: usize,
+}
+
+impl std::fmt::Display for HostMemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the host's total memory cap of {} MiB is reached",
+            self.cap >> 20
+        )
+    }
+}
+
+impl std::error::Error for HostMemoryLimit {}
 
 impl std::error::Error for MemoryLimit {}
 
@@ -208,6 +269,18 @@ pub(crate) struct Usage {
 pub(crate) struct MemoryCap {
     pub(crate) limit: usize,
     pub(crate) usage: std::sync::Arc<Usage>,
+    /// The host-wide accounting, and its cap.
+    pub(crate) host: std::sync::Arc<HostUsage>,
+    pub(crate) host_cap: Option<usize>,
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        let mine = self.usage.memory.load(std::sync::atomic::Ordering::Relaxed);
+        self.host
+            .memory
+            .fetch_sub(mine, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -226,9 +299,14 @@ impl ResourceLimiter for MemoryCap {
             }
             .into());
         }
-        self.usage
-            .memory
-            .store(desired, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        let grow = desired.saturating_sub(self.usage.memory.load(Relaxed));
+        let total = self.host.memory.fetch_add(grow, Relaxed) + grow;
+        if let Some(cap) = self.host_cap.filter(|cap| total > *cap) {
+            self.host.memory.fetch_sub(grow, Relaxed);
+            return Err(HostMemoryLimit { cap }.into());
+        }
+        self.usage.memory.store(desired, Relaxed);
         Ok(true)
     }
 

@@ -210,8 +210,21 @@ fn due_after(ms: Option<u64>) -> Option<Instant> {
 }
 
 impl Program {
-    pub(crate) fn new(runtime: &Runtime, project: Project, output: Output, limits: Limits) -> Arc<Program> {
-        Arc::new(Program {
+    pub(crate) fn new(
+        runtime: &Runtime,
+        project: Project,
+        output: Output,
+        limits: Limits,
+    ) -> Result<Arc<Program>> {
+        let inner = &runtime.inner;
+        let live = inner.usage.instances.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(cap) = inner.caps.instance_cap().filter(|cap| live > *cap) {
+            inner.usage.instances.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::HostLimit(format!(
+                "at most {cap} live mini-program instances"
+            )));
+        }
+        Ok(Arc::new(Program {
             runtime: runtime.inner.clone(),
             project,
             output,
@@ -226,7 +239,7 @@ impl Program {
             main_wakers: Mutex::new(Vec::new()),
             worker_threads: Mutex::new(0),
             worker_threads_cv: Condvar::new(),
-        })
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -787,6 +800,9 @@ pub(crate) fn classify(e: &wasmtime::Error) -> (KillReason, String) {
     if let Some(breach) = e.downcast_ref::<crate::limits::MemoryLimit>() {
         return (KillReason::Memory, breach.to_string());
     }
+    if let Some(breach) = e.downcast_ref::<crate::limits::HostMemoryLimit>() {
+        return (KillReason::Memory, breach.to_string());
+    }
     if let Some(breach) = e.downcast_ref::<crate::limits::CpuTimeLimit>() {
         return (KillReason::CpuTime, breach.to_string());
     }
@@ -1089,6 +1105,12 @@ impl Watchdog {
             }
         });
         Watchdog { cancel }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        self.runtime.usage.instances.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

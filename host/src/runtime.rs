@@ -10,7 +10,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use crate::bindings::{main::MainPre, worker::WorkerPre};
 use crate::error::{Error, Result};
 use crate::host::HostState;
-use crate::limits::{CpuTimeLimit, thread_cpu_time};
+use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, thread_cpu_time};
 
 // The guest components, embedded by build.rs: the plain component and the
 // machine code precompiled for this build's engine (empty when not made).
@@ -28,6 +28,8 @@ pub struct Runtime {
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
+    pub(crate) caps: HostCaps,
+    pub(crate) usage: Arc<HostUsage>,
     ticker: Arc<Ticker>,
     pub(crate) worker_pre: WorkerPre<HostState>,
     pub(crate) main_pre: MainPre<HostState>,
@@ -58,6 +60,11 @@ fn load(engine: &Engine, precompiled: &[u8], plain: &[u8]) -> Result<Component> 
 impl Runtime {
     /// Creates the engine and loads both guest components.
     pub fn new() -> Result<Runtime> {
+        Runtime::with_caps(HostCaps::default())
+    }
+
+    /// [`Runtime::new`] with host-wide caps on every instance it runs.
+    pub fn with_caps(caps: HostCaps) -> Result<Runtime> {
         let engine = miniworker_engine::engine().map_err(engine_error)?;
         let worker = load(&engine, WORKER_CWASM, WORKER_WASM)?;
         let main = load(&engine, MAIN_CWASM, MAIN_WASM)?;
@@ -79,6 +86,8 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                caps,
+                usage: Arc::default(),
                 ticker,
                 worker_pre,
                 main_pre,

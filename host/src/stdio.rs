@@ -44,7 +44,14 @@ pub fn serve(
 ) -> u8 {
     let out = Out(Arc::new(Mutex::new(std::io::stdout())));
     let max_line = limits.message_bytes();
-    let program = MiniProgram::with_limits(runtime, project, limits);
+    let program = match MiniProgram::with_limits(runtime, project, limits) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("miniworker: {e}");
+            out.line(&json!({ "type": "exit", "code": 2 }));
+            return 2;
+        }
+    };
     let worker = match program.create_worker(entry) {
         Ok(w) => Arc::new(w),
         Err(e) => {

@@ -42,6 +42,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>, limits: Limits) -> HostState {
+        let (host_usage, host_cap) = (program.runtime.usage.clone(), program.runtime.caps.memory_cap());
         HostState {
             wasi: crate::wasi::deny_all(),
             table: ResourceTable::new(),
@@ -51,6 +52,8 @@ impl HostState {
             memory: MemoryCap {
                 limit: limits.memory_bytes(),
                 usage: Arc::default(),
+                host: host_usage,
+                host_cap,
             },
             limits,
             budget: TurnBudget::new(),
