@@ -80,12 +80,14 @@ run: build
 test: precompile typescript
 	$(CARGO) test --release --workspace
 
-# TypeScript's compiler, for the test that checks types/miniworker.d.ts;
-# without npm the test says it was skipped.
+# TypeScript's compiler (the test of types/miniworker.d.ts) and jco (the
+# test that hosts the worker component in Node.js), under target/npm;
+# without npm those tests say they were skipped.
+NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim
 typescript:
-	@if command -v npm >/dev/null && [ ! -x target/npm/node_modules/.bin/tsc ]; then \
-	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent typescript@5 \
-	    || echo "(typescript not installed: the types test will be skipped)"; \
+	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ]; }; then \
+	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent $(NPM_TOOLS) \
+	    || echo "(npm tools not installed: the types and jco tests will be skipped)"; \
 	fi
 
 lint: guest

@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod codec;
+mod component;
 mod embedding;
 mod imports;
 mod limits;

@@ -16,21 +16,24 @@
 //! - [`MiniProgram`]: one instance; [`MiniProgram::run`] runs its `app.js`,
 //!   [`MiniProgram::create_worker`] makes the calling Rust code its main thread.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use miniworker::{MiniProgram, Project, Runtime, WorkerEvent};
 //!
 //! let runtime = Runtime::new()?;
-//! let program = MiniProgram::new(&runtime, Project::open("examples/hello")?)?;
+//! // The repository's examples/hello (doctests run in host/).
+//! let program = MiniProgram::new(&runtime, Project::open("../examples/hello")?)?;
 //! let worker = program.create_worker("workers/request/index.js")?;
 //! worker.post_json(&serde_json::json!({ "msg": "hello worker" }))?;
-//! while let Some(event) = worker.recv_timeout(Duration::from_secs(1))? {
-//!     if let WorkerEvent::Message(reply) = event {
-//!         println!("{:?}", reply.to_json());
-//!         break;
+//! let reply = loop {
+//!     match worker.recv_timeout(Duration::from_secs(10))? {
+//!         Some(WorkerEvent::Message(reply)) => break reply.to_json(),
+//!         Some(_) => continue, // console lines, errors
+//!         None => panic!("no reply"),
 //!     }
-//! }
-//! # Ok::<(), miniworker::Error>(())
+//! };
+//! assert_eq!(reply?, serde_json::json!({ "msg": "hello main", "echo": "hello worker" }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Security model
