@@ -161,6 +161,14 @@ struct State {
 }
 
 impl State {
+    /// How the worker `id` ended: killed, or (also when unknown) terminated.
+    fn ended_error(&self, id: u32) -> Error {
+        match &self.ended {
+            Some((ended, Error::Killed(reason))) if *ended == id => Error::Killed(*reason),
+            _ => Error::Terminated,
+        }
+    }
+
     /// Takes the event at `index` of `to_main`.
     fn take_to_main(&mut self, index: usize) -> Option<(u32, Instant, Event)> {
         let taken = self.to_main.remove(index)?;
@@ -276,10 +284,7 @@ impl Program {
 
     /// How the worker `id` ended, once it did.
     pub(crate) fn ended_error(&self, id: u32) -> Error {
-        match &self.lock().ended {
-            Some((ended, Error::Killed(reason))) if *ended == id => Error::Killed(*reason),
-            _ => Error::Terminated,
-        }
+        self.lock().ended_error(id)
     }
 
     // ---- diagnostics and console ----------------------------------------------
@@ -405,10 +410,7 @@ impl Program {
                 self.worker_cv.notify(&st);
                 Ok(())
             }
-            _ => Err(match &st.ended {
-                Some((ended, Error::Killed(reason))) if *ended == id => Error::Killed(*reason),
-                _ => Error::Terminated,
-            }),
+            _ => Err(st.ended_error(id)),
         }
     }
 
