@@ -3,7 +3,8 @@
 //! prints a side-by-side table.
 //!
 //! `miniworker-bench [--quick] [--out FILE]`, or `--table FILE` to print the
-//! table of an earlier run.
+//! table of an earlier run, or `--section start|rtt|tput|big|rss|terminate`
+//! for one measurement alone.
 
 mod library;
 mod peers;
@@ -47,7 +48,13 @@ fn run() -> Result<()> {
             Some("rtt") => {
                 json!({ "metric": "rtt_us", "stats": library::rtt(&runtime, plan.rtt)?.to_json() })
             }
-            // For profiling one measurement alone.
+            // One measurement alone (for profiling, or a quick figure).
+            Some("start") => {
+                json!({ "metric": "start_ms", "stats": library::start(&runtime, plan.start)?.to_json() })
+            }
+            Some("terminate") => {
+                json!({ "metric": "terminate_ms", "stats": library::terminate(&runtime, plan.terminate)?.to_json() })
+            }
             Some("tput") => {
                 json!({ "metric": "throughput_rt_per_s", "stats": library::throughput(&runtime, plan.tput)?.to_json() })
             }

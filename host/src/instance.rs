@@ -104,10 +104,12 @@ impl MiniProgram {
     /// [`MiniProgram::create_worker`] with limits of its own for this worker
     /// (the queue limits hold in both directions of its channel).
     pub fn create_worker_with_limits(&self, script_path: &str, limits: Limits) -> Result<Worker> {
+        let message_limit = limits.message_bytes();
         let id = self.program.create_worker(script_path, limits)?;
         Ok(Worker {
             program: self.program.clone(),
             id,
+            message_limit,
         })
     }
 
@@ -202,7 +204,7 @@ impl std::future::Future for NextEvent<'_> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let Worker { program, id } = self.worker;
+        let Worker { program, id, .. } = self.worker;
         program.poll_from_worker(*id, cx).map(|event| match event {
             Some(event) => WorkerEvent::from_event(event),
             None => Err(program.ended_error(*id)),
@@ -214,6 +216,8 @@ impl std::future::Future for NextEvent<'_> {
 pub struct Worker {
     program: Arc<Program>,
     id: u32,
+    /// The worker's own message-size limit (its limits may differ from the instance's).
+    message_limit: usize,
 }
 
 impl Worker {
@@ -222,7 +226,7 @@ impl Worker {
     /// and with [`Error::QueueFull`] while the worker's queue is full.
     pub fn post_message(&self, message: &Message) -> Result<()> {
         let data = message
-            .encode(self.program.limits.message_bytes())
+            .encode(self.message_limit)
             .map_err(|e| Error::Message(e.to_string()))?;
         self.program.post_to_worker(self.id, data)
     }

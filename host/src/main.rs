@@ -54,32 +54,37 @@ enum Command {
     },
 }
 
+/// The library's defaults, which the flags' defaults show.
+static DEFAULTS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(Limits::default);
+
 /// The limits of SPEC section 5, for each context (main thread and worker).
 #[derive(clap::Args)]
 struct LimitFlags {
     /// Linear memory of each context, in MiB (a breach kills: "memory").
-    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4095))]
+    #[arg(long, value_name = "MIB", default_value_t = (DEFAULTS.memory_bytes() >> 20) as u32,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
     max_memory: u32,
     /// QuickJS stack of each context, in KiB (deeper recursion throws RangeError).
-    #[arg(long, value_name = "KIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=896))]
+    #[arg(long, value_name = "KIB", default_value_t = (DEFAULTS.stack_bytes() >> 10) as u32,
+          value_parser = clap::value_parser!(u32).range(64..=896))]
     max_stack: u32,
     /// Thread CPU time one turn may use, in seconds (a breach kills: "cpu-time").
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULTS.cpu_time_per_turn().as_secs_f64())]
     cpu_time: f64,
     /// The largest message, in bytes (a bigger post throws RangeError).
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULTS.message_bytes() as u32)]
     max_message: u32,
     /// Messages queued per direction (a post beyond it throws Error).
-    #[arg(long, value_name = "COUNT", default_value_t = 10_000)]
+    #[arg(long, value_name = "COUNT", default_value_t = DEFAULTS.queue_message_count())]
     max_queue: usize,
     /// Encoded bytes queued per direction (a post beyond it throws Error).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULTS.queue_byte_count())]
     max_queue_bytes: usize,
     /// Live timers of each context (setTimeout beyond it throws RangeError).
-    #[arg(long, value_name = "COUNT", default_value_t = 10_000)]
+    #[arg(long, value_name = "COUNT", default_value_t = DEFAULTS.timer_count() as u32)]
     max_timers: u32,
     /// Console output per turn, in bytes (further lines are dropped and counted).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULTS.console_bytes_per_turn())]
     max_console: usize,
 }
 

@@ -176,6 +176,12 @@ impl State {
         Some(taken)
     }
 
+    /// Takes the oldest event of worker `id` from `to_main`.
+    fn take_event_of(&mut self, id: u32) -> Option<Event> {
+        let i = self.to_main.iter().position(|(from, _, _)| *from == id)?;
+        self.take_to_main(i).map(|(_, _, e)| e)
+    }
+
     /// Drops every event of worker `id` from `to_main`.
     fn forget_worker_events(&mut self, id: u32) {
         self.to_main.retain(|(from, _, _)| *from != id);
@@ -268,8 +274,8 @@ impl Program {
     /// ended and all its events were taken.
     pub(crate) fn poll_from_worker(&self, id: u32, cx: &mut std::task::Context<'_>) -> Poll<Option<Event>> {
         let mut st = self.lock();
-        if let Some(i) = st.to_main.iter().position(|(from, _, _)| *from == id) {
-            return Poll::Ready(st.take_to_main(i).map(|(_, _, e)| e));
+        if let Some(event) = st.take_event_of(id) {
+            return Poll::Ready(Some(event));
         }
         if st.worker.as_ref().is_none_or(|s| s.id != id) {
             return Poll::Ready(None);
@@ -1039,8 +1045,8 @@ impl Program {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
-            if let Some(i) = st.to_main.iter().position(|(from, _, _)| *from == id) {
-                return st.take_to_main(i).map(|(_, _, e)| e);
+            if let Some(event) = st.take_event_of(id) {
+                return Some(event);
             }
             let now = Instant::now();
             if now >= deadline {

@@ -191,28 +191,21 @@ fn read_line(reader: &mut impl BufRead, max: usize) -> std::io::Result<Line> {
     let mut too_long = false;
     loop {
         let available = reader.fill_buf()?;
-        if available.is_empty() {
-            return Ok(match (line.is_empty() && !too_long, too_long) {
-                (true, _) => Line::Eof,
-                (_, true) => Line::TooLong,
-                _ => Line::Text(String::from_utf8_lossy(&line).into_owned()),
-            });
+        let at_end = available.is_empty();
+        if at_end && line.is_empty() && !too_long {
+            return Ok(Line::Eof);
         }
-        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > max {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
+        let newline = available.iter().position(|b| *b == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        if line.len() + chunk.len() > max {
+            too_long = true;
+            line = Vec::new();
+        } else if !too_long {
+            line.extend_from_slice(chunk);
         }
-        let consumed = done.unwrap_or(available.len());
+        let consumed = newline.map_or(available.len(), |i| i + 1);
         reader.consume(consumed);
-        if done.is_some() {
+        if at_end || newline.is_some() {
             return Ok(if too_long {
                 Line::TooLong
             } else {
