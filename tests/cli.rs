@@ -223,11 +223,7 @@ fn turns_run_in_the_same_order_in_both_contexts() {
 /// `run --json` on fixture `name`: the exit code and the JSON lines.
 fn run_json(name: &str, flags: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
     let out = run_fixture_with(name, &[&["--json"], flags].concat());
-    let lines = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    (out.status.code(), lines)
+    (out.status.code(), crate::common::event_lines(&out.stdout))
 }
 
 #[test]
@@ -235,17 +231,25 @@ fn run_json_gives_events_as_json_lines_and_the_exit_code_last() {
     use serde_json::json;
     let (code, lines) = run_json("uncaught", &[]);
     assert_eq!(code, Some(1));
+    assert_eq!(lines[0], json!({ "type": "ready", "protocol": 1 }));
     assert_eq!(
-        lines[0],
+        lines[1],
         json!({ "type": "console", "source": "main", "level": "log",
                 "args": ["App.onError saw: TypeError: cannot read property 'boom' of null"] })
     );
-    assert_eq!(lines[1]["type"], "error");
+    assert_eq!(lines[2]["type"], "error");
     assert_eq!(
-        (lines[1]["source"].as_str(), lines[1]["lineno"].as_u64()),
-        (Some("main"), Some(9))
+        (
+            lines[2]["source"].as_str(),
+            lines[2]["name"].as_str(),
+            lines[2]["lineno"].as_u64()
+        ),
+        (Some("main"), Some("TypeError"), Some(9))
     );
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 1 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 1, "reason": "uncaught" }))
+    );
 
     let (code, lines) = run_json("limits", &[]);
     assert_eq!(code, Some(0));
@@ -255,14 +259,23 @@ fn run_json_gives_events_as_json_lines_and_the_exit_code_last() {
             .any(|l| l["type"] == "killed" && l["source"] == "worker" && l["reason"] == "memory"),
         "{lines:?}"
     );
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 0 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 0, "reason": "quiescent" }))
+    );
 
     let (code, lines) = run_json("main-spin", &["--cpu-time", "0.3"]);
     assert_eq!(code, Some(3));
     assert_eq!(lines[lines.len() - 2]["source"], "main");
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 3 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 3, "reason": "killed" }))
+    );
 
     let (code, lines) = run_json("bad-mixed", &[]);
     assert_eq!(code, Some(2));
-    assert_eq!(lines, [json!({ "type": "exit", "code": 2 })]);
+    assert_eq!(
+        lines,
+        [json!({ "type": "exit", "code": 2, "reason": "bad-project" })]
+    );
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use miniworker::{MiniProgram, Project, Runtime, Worker, WorkerEvent};
+use miniworker::{Event, MiniProgram, Project, Runtime, Worker};
 
 /// One runtime for the whole test binary: the compiled components are shared,
 /// as in a real host.
@@ -34,18 +34,18 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn next_message(worker: &Worker) -> serde_json::Value {
     loop {
         match worker.recv_timeout(PATIENCE).expect("a decodable event") {
-            Some(WorkerEvent::Message(m)) => return m.to_json().expect("a JSON-able message"),
-            Some(WorkerEvent::Console { .. }) => continue,
+            Some(Event::Message(m)) => return m.to_json().expect("a JSON-able message"),
+            Some(Event::Console { .. } | Event::Ready { .. }) => continue,
             other => panic!("expected a message, got {other:?}"),
         }
     }
 }
 
-/// The worker's next event that is not a console line.
-pub fn next_event(worker: &Worker) -> WorkerEvent {
+/// The worker's next event that is not a console line or `Ready`.
+pub fn next_event(worker: &Worker) -> Event {
     loop {
         match worker.recv_timeout(PATIENCE).expect("a decodable event") {
-            Some(WorkerEvent::Console { .. }) => continue,
+            Some(Event::Console { .. } | Event::Ready { .. }) => continue,
             Some(event) => return event,
             None => panic!("no event within {PATIENCE:?}"),
         }
@@ -82,4 +82,40 @@ pub fn run_fixture_with(name: &str, flags: &[&str]) -> Output {
     args.extend_from_slice(flags);
     args.push(path.to_str().expect("utf-8 path"));
     miniworker(&args)
+}
+
+/// The JSON Schema of the event stream, as committed in the docs.
+fn event_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.schema.json");
+        let text = std::fs::read_to_string(&path).expect("docs/events.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+    })
+}
+
+/// The lines of an event stream (`run --json`, `worker`): each one JSON,
+/// valid against `docs/events.schema.json`, with `type` as its first key;
+/// the last one `exit`.
+pub fn event_lines(output: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| {
+            let value: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            if let Err(e) = event_schema().validate(&value) {
+                panic!("a line outside the schema: {l}: {e}");
+            }
+            assert!(l.starts_with("{\"type\":"), "type is not the first key: {l}");
+            value
+        })
+        .collect();
+    assert_eq!(
+        lines.last().and_then(|l| l["type"].as_str()),
+        Some("exit"),
+        "the stream ends with exit: {text}"
+    );
+    lines
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use miniworker::{Error, WorkerEvent};
+use miniworker::{Error, Event};
 use serde_json::json;
 
 use crate::common::{next_message, program};
@@ -14,10 +14,13 @@ fn workers_can_be_driven_from_tokio() {
     let worker = program.create_worker("workers/echo.js").unwrap();
     let tokio = tokio::runtime::Builder::new_current_thread().build().unwrap();
     tokio.block_on(async {
+        // The entry file posts "ready"; then its turn ends.
         let ready = worker.next_event().await.unwrap();
-        assert!(matches!(ready, WorkerEvent::Message(_)), "{ready:?}");
+        assert!(matches!(ready, Event::Message(_)), "{ready:?}");
+        let started = worker.next_event().await.unwrap();
+        assert!(matches!(started, Event::Ready { .. }), "{started:?}");
         worker.post_json(&json!({ "n": 1 })).unwrap();
-        let WorkerEvent::Message(reply) = worker.next_event().await.unwrap() else {
+        let Event::Message(reply) = worker.next_event().await.unwrap() else {
             panic!("expected the echo")
         };
         assert_eq!(reply.to_json().unwrap()["echo"], json!(true));
@@ -29,7 +32,7 @@ fn workers_can_be_driven_from_tokio() {
     tokio.block_on(async {
         loop {
             match killed.next_event().await {
-                Ok(WorkerEvent::Killed { .. }) => break,
+                Ok(Event::Killed { .. }) => break,
                 Ok(_) => continue,
                 Err(e) => panic!("the kill event comes first: {e}"),
             }
@@ -80,7 +83,7 @@ fn host_caps_bound_live_instances_and_total_memory() {
     let runtime = Runtime::with_caps(HostCaps::default().instances(2)).unwrap();
     let first = open(&runtime).unwrap();
     let second = open(&runtime).unwrap();
-    assert!(matches!(open(&runtime), Err(Error::HostLimit(_))));
+    assert!(matches!(open(&runtime), Err(Error::HostLimit { instances: 2 })));
     drop(first);
     let third = open(&runtime).unwrap();
     drop((second, third));
@@ -95,7 +98,7 @@ fn host_caps_bound_live_instances_and_total_memory() {
         assert_eq!(next_message(&bomb), json!("ready"));
         bomb.post_json(&json!("go")).unwrap();
         match crate::common::next_event(&bomb) {
-            WorkerEvent::Killed { reason, message } => {
+            Event::Killed { reason, message, .. } => {
                 assert_eq!(reason, KillReason::Memory);
                 assert!(message.contains("host's total memory cap"), "{message}");
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use miniworker::{Error, KillReason, Limits, MiniProgram, Project, Worker, WorkerEvent};
+use miniworker::{Error, Event, KillReason, Limits, MiniProgram, Project, QueueLimit, Toward, Worker};
 use serde_json::json;
 
 use crate::common::{PATIENCE, fixture, next_event, next_message, runtime};
@@ -16,7 +16,9 @@ fn limits_program(limits: Limits) -> MiniProgram {
 /// The worker's next event is its kill, for `reason`; nothing follows it.
 fn expect_kill(worker: &Worker, reason: KillReason) {
     match next_event(worker) {
-        WorkerEvent::Killed { reason: r, message } => {
+        Event::Killed {
+            reason: r, message, ..
+        } => {
             assert_eq!(r, reason, "{message}");
             assert!(!message.is_empty());
         }
@@ -74,7 +76,9 @@ fn the_queue_toward_a_worker_pushes_back_by_count_and_by_bytes() {
         worker.post_json(&json!(i)).unwrap();
     }
     match worker.post_json(&json!(100)) {
-        Err(Error::QueueFull(why)) => assert!(why.contains("100 messages"), "{why}"),
+        Err(Error::QueueFull { toward, limit }) => {
+            assert_eq!((toward, limit), (Toward::Worker, QueueLimit::Messages(100)))
+        }
         other => panic!("expected back-pressure, got {other:?}"),
     }
     assert_eq!(
@@ -90,7 +94,9 @@ fn the_queue_toward_a_worker_pushes_back_by_count_and_by_bytes() {
     worker.post_json(&text).unwrap();
     worker.post_json(&text).unwrap();
     match worker.post_json(&text) {
-        Err(Error::QueueFull(why)) => assert!(why.contains("10000 bytes"), "{why}"),
+        Err(Error::QueueFull { toward, limit }) => {
+            assert_eq!((toward, limit), (Toward::Worker, QueueLimit::Bytes(10_000)))
+        }
         other => panic!("expected back-pressure, got {other:?}"),
     }
 }
@@ -159,15 +165,19 @@ fn console_output_per_turn_is_capped_and_counted() {
         .create_worker_with_limits("workers/chatty.js", Limits::default().console_per_turn(10_000))
         .unwrap();
     let mut lines = Vec::new();
+    let mut dropped = Vec::new();
     while lines.last().is_none_or(|l: &String| l != "next turn") {
         match worker.recv_timeout(PATIENCE).unwrap() {
-            Some(WorkerEvent::Console { text, .. }) => lines.push(text),
+            Some(Event::Console { args, .. }) => lines.push(args.join(" ")),
+            Some(Event::Dropped { what, count }) => dropped.push((what, count, lines.len())),
+            Some(Event::Ready { .. }) => {}
             other => panic!("expected a console line, got {other:?}"),
         }
     }
-    assert_eq!(lines.len(), 12, "{:?}", &lines[10..]);
+    assert_eq!(lines.len(), 11, "{:?}", &lines[10..]);
     assert!(lines[..10].iter().all(|l| l.len() == 1000));
-    assert_eq!(lines[10], "(90 console lines dropped)");
+    // One notice, at the end of the turn that dropped them.
+    assert_eq!(dropped, [(miniworker::Dropped::ConsoleLines, 90, 10)]);
 }
 
 /// Fifty mini-programs in one host: one spins, one allocates without bound,

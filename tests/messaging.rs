@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::common::{next_event, next_message, program};
-use miniworker::{Error, KillReason, WorkerEvent};
+use miniworker::{Error, Event, KillReason};
 
 #[test]
 fn messages_round_trip_through_a_worker() {
@@ -176,7 +176,7 @@ fn test_on_process_killed_kills_with_reason_test() {
     worker.post_json(&json!("go")).unwrap();
     assert_eq!(next_message(&worker), json!("before"));
     match next_event(&worker) {
-        WorkerEvent::Killed { reason, .. } => assert_eq!(reason, KillReason::Test),
+        Event::Killed { reason, .. } => assert_eq!(reason, KillReason::Test),
         other => panic!("expected a kill, got {other:?}"),
     }
     assert!(matches!(
@@ -194,7 +194,7 @@ fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
     let worker = program.create_worker("workers/throws.js").unwrap();
     worker.post_json(&json!("throw")).unwrap();
     match next_event(&worker) {
-        WorkerEvent::Error(e) => {
+        Event::Error { error: e, .. } => {
             assert_eq!(e.name, "TypeError");
             assert_eq!(e.message, "bad input");
             assert_eq!(e.filename, "/workers/throws.js");
@@ -204,7 +204,7 @@ fn uncaught_worker_errors_are_events_and_the_worker_goes_on() {
     }
     worker.post_json(&json!("reject")).unwrap();
     match next_event(&worker) {
-        WorkerEvent::Error(e) => assert_eq!(
+        Event::Error { error: e, .. } => assert_eq!(
             (e.name.as_str(), e.message.as_str()),
             ("RangeError", "nobody catches this")
         ),
@@ -224,21 +224,25 @@ fn worker_console_lines_are_events_in_library_mode() {
     let program2 = crate::common::program("causal-order");
     let chatty = program2.create_worker("workers/chatty.js").unwrap();
     let mut seen = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..7 {
         seen.push(chatty.recv_timeout(crate::common::PATIENCE).unwrap().unwrap());
     }
-    let expect: Vec<WorkerEvent> = (1..=3)
+    // Everything the entry file did, then `Ready`.
+    let mut expect: Vec<Event> = (1..=3)
         .flat_map(|i| {
             [
-                WorkerEvent::Console {
+                Event::Console {
+                    source: miniworker::Source::Worker,
                     level: miniworker::ConsoleLevel::Log,
-                    text: format!("worker sends {i}"),
                     args: vec![format!("worker sends {i}")],
                 },
-                WorkerEvent::Message(miniworker::Message::from_json(&json!(i))),
+                Event::Message(miniworker::Encoded::from_json(&json!(i), 16).unwrap()),
             ]
         })
         .collect();
+    expect.push(Event::Ready {
+        source: miniworker::Source::Worker,
+    });
     assert_eq!(seen, expect);
 }
 
@@ -248,7 +252,7 @@ fn every_error_source_reaches_on_error_and_the_worker_answers() {
     let worker = program.create_worker("workers/errors.js").unwrap();
     let mut seen = Vec::new();
     let mut expect_error = |worker: &miniworker::Worker| match next_event(worker) {
-        WorkerEvent::Error(e) => seen.push((e.name, e.message, e.filename, e.lineno)),
+        Event::Error { error: e, .. } => seen.push((e.name, e.message, e.filename, e.lineno)),
         other => panic!("expected an error, got {other:?}"),
     };
     expect_error(&worker);

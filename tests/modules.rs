@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use miniworker::{MiniProgram, Project, WorkerEvent};
+use miniworker::{Event, MiniProgram, Project};
 use serde_json::json;
 
 use crate::common::{fixture, next_event, next_message, program, run_fixture, runtime, stderr, stdout};
@@ -82,7 +82,7 @@ fn an_es_module_entry_imports_both_kinds() {
 fn es_module_entry_errors_reach_on_error_with_file_and_line() {
     let program = program("modules");
     let worker = program.create_worker("workers/esm/broken.js").unwrap();
-    let WorkerEvent::Error(e) = next_event(&worker) else {
+    let Event::Error { error: e, .. } = next_event(&worker) else {
         panic!("expected an error event")
     };
     assert_eq!(
@@ -96,7 +96,7 @@ fn es_module_entry_errors_reach_on_error_with_file_and_line() {
     );
     worker.terminate();
     let worker = program.create_worker("workers/esm/missing-import.js").unwrap();
-    let WorkerEvent::Error(e) = next_event(&worker) else {
+    let Event::Error { error: e, .. } = next_event(&worker) else {
         panic!("expected an error event")
     };
     assert_eq!(

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::common::fixture;
+use crate::common::{event_lines, fixture};
 
 /// Runs `miniworker worker` on the stdio fixture with `input` on stdin;
 /// the exit status and the output lines.
@@ -30,11 +30,7 @@ fn worker_with(flags: &[&str], input: &str) -> (Option<i32>, Vec<Value>) {
         .write_all(input.as_bytes())
         .expect("write stdin");
     let out = child.wait_with_output().expect("it ends");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    (out.status.code(), lines)
+    (out.status.code(), event_lines(&out.stdout))
 }
 
 fn messages(lines: &[Value]) -> Vec<Value> {
@@ -49,15 +45,19 @@ fn messages(lines: &[Value]) -> Vec<Value> {
 fn messages_flow_both_ways_and_the_exit_line_comes_last() {
     let (code, lines) = worker_with(&[], "{\"type\":\"message\",\"data\":{\"x\":[1,2]}}\n");
     assert_eq!(code, Some(0));
+    assert_eq!(lines.first(), Some(&json!({ "type": "ready", "protocol": 1 })));
     assert_eq!(
-        lines.first(),
-        Some(&json!({ "type": "console", "level": "log", "args": ["hi", "{\"a\":1}"] }))
+        lines[1],
+        json!({ "type": "console", "source": "worker", "level": "log", "args": ["hi", "{\"a\":1}"] })
     );
     assert_eq!(
         messages(&lines),
         [json!("ready"), json!({ "got": { "x": [1, 2] } })]
     );
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 0 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 0, "reason": "end-of-input" }))
+    );
 }
 
 #[test]
@@ -98,7 +98,10 @@ fn a_line_over_the_message_limit_is_refused_whole() {
 fn end_of_input_drains_pending_work() {
     let (_, lines) = worker_with(&[], "{\"type\":\"message\",\"data\":\"later\"}\n");
     assert_eq!(messages(&lines), [json!("ready"), json!("later done")]);
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 0 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 0, "reason": "end-of-input" }))
+    );
 }
 
 #[test]
@@ -109,14 +112,20 @@ fn terminate_and_kills_end_the_stream() {
     );
     assert_eq!(code, Some(0));
     assert!(!messages(&lines).contains(&json!({ "got": "never" })));
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 0 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 0, "reason": "terminated" }))
+    );
 
     let (code, lines) = worker_with(&[], "{\"type\":\"message\",\"data\":\"die\"}\n");
     assert_eq!(code, Some(0));
     let n = lines.len();
     assert_eq!(lines[n - 2]["type"], "killed", "{lines:?}");
     assert_eq!(lines[n - 2]["reason"], "test");
-    assert_eq!(lines[n - 1], json!({ "type": "exit", "code": 0 }));
+    assert_eq!(
+        lines[n - 1],
+        json!({ "type": "exit", "code": 0, "reason": "killed" })
+    );
 }
 
 #[test]
@@ -146,7 +155,7 @@ fn a_bad_project_or_entry_exits_2_with_an_exit_line() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "{\"code\":2,\"type\":\"exit\"}\n"
+        "{\"type\":\"exit\",\"code\":2,\"reason\":\"bad-project\"}\n"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_miniworker"))
         .arg("worker")
@@ -187,7 +196,10 @@ fn client(interpreter: &str, script: &str) -> Option<Vec<Value>> {
 fn check_client_output(lines: &[Value]) {
     assert_eq!(lines[0], json!({ "first": "ready" }));
     assert_eq!(lines[1], json!({ "reply": { "got": { "n": 1 } } }));
-    assert_eq!(lines.last(), Some(&json!({ "type": "exit", "code": 0 })));
+    assert_eq!(
+        lines.last(),
+        Some(&json!({ "type": "exit", "code": 0, "reason": "end-of-input" }))
+    );
 }
 
 #[test]

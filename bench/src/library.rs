@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use miniworker::{Limits, Message, MiniProgram, Project, Runtime, Worker, WorkerEvent};
+use miniworker::{Event, Limits, Message, MiniProgram, Project, Runtime, Worker};
 use serde_json::{Value, json};
 
 use crate::stats::Stats;
@@ -63,8 +63,8 @@ fn program(runtime: &Runtime) -> Result<MiniProgram> {
 fn next_message(worker: &Worker) -> Result<Message> {
     loop {
         match worker.recv_timeout(Duration::from_secs(60))? {
-            Some(WorkerEvent::Message(m)) => return Ok(m),
-            Some(WorkerEvent::Console { .. }) => continue,
+            Some(Event::Message(m)) => return Ok(m.decode()?),
+            Some(Event::Console { .. } | Event::Ready { .. }) => continue,
             other => return Err(format!("expected a message, got {other:?}").into()),
         }
     }
@@ -292,9 +292,12 @@ pub fn terminate(runtime: &Runtime, runs: usize) -> Result<Stats> {
 pub fn compute_once(runtime: &Runtime, script: &str) -> Result<(f64, String)> {
     let program = MiniProgram::new(runtime, Project::open(project_dir())?)?;
     let worker = program.create_worker(&format!("workers/compute/{script}.js"))?;
-    match worker.recv_timeout(Duration::from_secs(300))? {
-        Some(WorkerEvent::Console { text, .. }) => crate::peers::parse_compute_line(&text),
-        Some(WorkerEvent::Error(e)) => Err(format!("{script}: {e}").into()),
-        other => Err(format!("{script}: unexpected {other:?}").into()),
+    loop {
+        return match worker.recv_timeout(Duration::from_secs(300))? {
+            Some(Event::Ready { .. }) => continue,
+            Some(Event::Console { args, .. }) => crate::peers::parse_compute_line(&args.join(" ")),
+            Some(Event::Error { error, .. }) => Err(format!("{script}: {error}").into()),
+            other => Err(format!("{script}: unexpected {other:?}").into()),
+        };
     }
 }

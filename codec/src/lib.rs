@@ -14,9 +14,15 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "message")]
+mod json;
+#[cfg(feature = "message")]
 mod message;
+mod tokens;
+#[cfg(feature = "message")]
+pub use json::{JsonError, MAX_JSON_BYTES, write_json};
 #[cfg(feature = "message")]
 pub use message::{Item, Message, Node};
+pub use tokens::{Str, Token, Tokens, ViewBuffer, validate};
 
 /// The format version, the first byte of every message.
 pub const VERSION: u8 = 1;
@@ -341,6 +347,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader of the value at byte `offset` of a message whose version
+    /// byte was checked before.
+    pub fn at(buf: &'a [u8], offset: usize) -> Result<Reader<'a>, DecodeError> {
+        if offset == 0 || offset > buf.len() {
+            return Err(DecodeError {
+                what: "offset outside the message",
+                at: offset,
+            });
+        }
+        Ok(Reader { buf, pos: offset })
+    }
+
+    /// The offset of the next byte.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// An error at the current position.
     pub fn error(&self, what: &'static str) -> DecodeError {
         DecodeError { what, at: self.pos }
@@ -436,20 +459,17 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The payload of a STRING16 (after its tag) as code units.
-    pub fn str16_payload(&mut self) -> Result<Vec<u16>, DecodeError> {
+    /// The payload of a STRING16 (after its tag): its UTF-16LE bytes.
+    pub fn str16_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.length(2)?;
-        let b = self.bytes(n * 2)?;
-        Ok(b.chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect())
+        self.bytes(n * 2)
     }
 
-    /// A whole string value (STRING or STRING16), lossy for lone surrogates.
-    pub fn string(&mut self) -> Result<String, DecodeError> {
+    /// A whole string value (STRING or STRING16), exactly as encoded.
+    pub fn any_string(&mut self) -> Result<Str<'a>, DecodeError> {
         match self.byte()? {
-            tag::STRING => Ok(self.str_payload()?.to_owned()),
-            tag::STRING16 => Ok(String::from_utf16_lossy(&self.str16_payload()?)),
+            tag::STRING => Ok(Str::Utf8(self.str_payload()?)),
+            tag::STRING16 => Ok(Str::Utf16(self.str16_bytes()?)),
             _ => Err(self.error("expected a string")),
         }
     }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use miniworker::{Limits, MiniProgram, Project, Runtime, WorkerEvent};
+use miniworker::{Event, Limits, MiniProgram, Project, Runtime};
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -15,8 +15,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 fn next_message(worker: &miniworker::Worker) -> Result<serde_json::Value> {
     loop {
         match worker.recv_timeout(Duration::from_secs(30))? {
-            Some(WorkerEvent::Message(m)) => return Ok(m.to_json()?),
-            Some(WorkerEvent::Console { .. }) => continue,
+            Some(Event::Message(m)) => return Ok(m.to_json()?),
+            Some(Event::Console { .. } | Event::Ready { .. }) => continue,
             other => return Err(format!("unexpected {other:?}").into()),
         }
     }
@@ -42,7 +42,7 @@ fn run(runtime: &Runtime, kind: usize) -> Result<Duration> {
             w.post_json(&json!("spin"))?;
             while !matches!(
                 w.recv_timeout(Duration::from_secs(30))?,
-                Some(WorkerEvent::Killed { .. })
+                Some(Event::Killed { .. })
             ) {}
         }
         1 => {
@@ -51,7 +51,7 @@ fn run(runtime: &Runtime, kind: usize) -> Result<Duration> {
             w.post_json(&json!("go"))?;
             while !matches!(
                 w.recv_timeout(Duration::from_secs(30))?,
-                Some(WorkerEvent::Killed { .. })
+                Some(Event::Killed { .. })
             ) {}
         }
         2 => {

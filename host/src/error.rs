@@ -1,4 +1,5 @@
-//! The one public error type of the library.
+//! The one public error type of the library, with payloads a caller can act
+//! on (no caller needs to read an error's text).
 
 use std::fmt;
 
@@ -54,6 +55,13 @@ pub struct JsError {
     pub lineno: u32,
 }
 
+impl JsError {
+    /// The bytes the host keeps for it: every string counts (SPEC section 5).
+    pub(crate) fn byte_len(&self) -> usize {
+        self.name.len() + self.message.len() + self.stack.len() + self.filename.len() + 4
+    }
+}
+
 impl fmt::Display for JsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.name.is_empty() {
@@ -69,6 +77,62 @@ impl fmt::Display for JsError {
     }
 }
 
+/// Which way a queue runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Toward {
+    /// From the main thread to the worker.
+    Worker,
+    /// From the worker to the main thread.
+    Main,
+}
+
+impl fmt::Display for Toward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Toward::Worker => "the worker",
+            Toward::Main => "the main thread",
+        })
+    }
+}
+
+/// Which queue limit was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueLimit {
+    /// This many messages are queued.
+    Messages(usize),
+    /// This many bytes are queued.
+    Bytes(usize),
+}
+
+impl fmt::Display for QueueLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueLimit::Messages(n) => write!(f, "{n} messages"),
+            QueueLimit::Bytes(n) => write!(f, "{n} bytes"),
+        }
+    }
+}
+
+/// Why a message could not be made or read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// Its encoding is larger than the message size limit.
+    #[error("the message is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The bytes are not a valid message.
+    #[error(transparent)]
+    Malformed(#[from] miniworker_codec::DecodeError),
+    /// The message has no JSON form (a cycle, too deep, too long a text).
+    #[error(transparent)]
+    NotJson(#[from] miniworker_codec::JsonError),
+}
+
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,7 +140,7 @@ pub enum Error {
     /// The project on disk is unusable; every problem is listed.
     #[error(transparent)]
     Project(#[from] ProjectError),
-    /// `createWorker` refused the script path.
+    /// `createWorker` refused the script path (the reason, as JavaScript sees it).
     #[error("createWorker: {0}")]
     BadScript(String),
     /// A worker is already running: at most one per mini-program.
@@ -88,20 +152,28 @@ pub enum Error {
     /// The worker was killed.
     #[error("worker was killed: {0}")]
     Killed(KillReason),
-    /// The queue toward the receiver is at its limit (messages or bytes):
-    /// back-pressure, nothing was queued. Try again once the receiver reads.
-    #[error("postMessage: {0}")]
-    QueueFull(String),
+    /// The queue toward the receiver is at its limit: back-pressure, nothing
+    /// was queued. Try again once the receiver reads.
+    #[error("the queue toward {toward} is full ({limit})")]
+    QueueFull {
+        /// Which queue.
+        toward: Toward,
+        /// The limit it is at.
+        limit: QueueLimit,
+    },
     /// A host-wide cap ([`crate::HostCaps`]) refused a new instance.
-    #[error("host limit: {0}")]
-    HostLimit(String),
+    #[error("host limit: at most {instances} live mini-program instances")]
+    HostLimit {
+        /// The cap on live instances.
+        instances: usize,
+    },
     /// A message could not be encoded or decoded.
     #[error("bad message: {0}")]
-    Message(String),
+    Message(#[from] MessageError),
     /// The WebAssembly engine failed (a bug or a broken build, never guest input).
-    #[error("engine: {0}")]
-    Engine(String),
-    /// Reading the project failed.
+    #[error("engine: {0:#}")]
+    Engine(#[source] wasmtime::Error),
+    /// Starting a thread failed, or reading the project failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use miniworker::{MiniProgram, Project, Runtime, WorkerEvent};
+//! use miniworker::{Event, MiniProgram, Project, Runtime};
 //!
 //! let runtime = Runtime::new()?;
 //! // The repository's examples/hello (doctests run in host/).
@@ -27,14 +27,20 @@
 //! worker.post_json(&serde_json::json!({ "msg": "hello worker" }))?;
 //! let reply = loop {
 //!     match worker.recv_timeout(Duration::from_secs(10))? {
-//!         Some(WorkerEvent::Message(reply)) => break reply.to_json(),
+//!         Some(Event::Message(reply)) => break reply.to_json()?,
 //!         Some(_) => continue, // console lines, errors
 //!         None => panic!("no reply"),
 //!     }
 //! };
-//! assert_eq!(reply?, serde_json::json!({ "msg": "hello main", "echo": "hello worker" }));
+//! assert_eq!(reply, serde_json::json!({ "msg": "hello main", "echo": "hello worker" }));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The library never prints: what an instance has to say is an [`Event`]
+//! (a message, a console line, an uncaught error, a kill, a dropped count),
+//! received from the [`Worker`] by a Rust main thread, or handed to the
+//! [`EventSink`] of [`MiniProgram::run`]. The `miniworker` command line
+//! renders them.
 //!
 //! # Security model
 //!
@@ -57,21 +63,29 @@
 
 #![deny(missing_docs)]
 
+mod api;
 mod bindings;
-mod codec;
+mod conversions;
+mod epoch;
 mod error;
+mod event;
 mod host;
 mod instance;
+mod kill;
 mod limits;
-mod program;
+mod main_thread;
+mod message;
 mod runtime;
 mod wasi;
+mod worker;
 
-pub use codec::{DEFAULT_MAX_MESSAGE, Item, Message, Node, ViewKind};
-pub use error::{Error, JsError, KillReason, Result};
-pub use instance::{MiniProgram, NextEvent, RunOptions, RunReport, Stats, Worker, WorkerEvent};
+pub use api::{MiniProgram, NextEvent, Quiescent, RunOptions, RunReport, Stats, Worker};
+pub use error::{Error, JsError, KillReason, MessageError, QueueLimit, Result, Toward};
+pub use event::{ConsoleLevel, Dropped, Event, EventSink, Source};
 pub use limits::{DEFAULT_MEMORY, HostCaps, Limits};
+pub use main_thread::{ExitStatus, RunControl};
+pub use message::Encoded;
+pub use miniworker_codec::{DEFAULT_MAX_MESSAGE, Item, JsonError, Message, Node, ViewKind};
 pub use miniworker_project::{CodeRole, Project, ProjectError};
-pub use program::{ConsoleLevel, ExitStatus};
 pub use runtime::Runtime;
 pub use wasi::ALLOWED_WASI_IMPORTS;

@@ -1,16 +1,19 @@
-//! The shared [`Runtime`]: the engine and the two compiled guest components.
+//! The shared [`Runtime`]: the engine, the two compiled guest components
+//! with their linkers, the epoch ticker, and the making of stores and turns.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{main::MainPre, worker::WorkerPre};
+use crate::epoch::Ticker;
 use crate::error::{Error, Result};
-use crate::host::HostState;
-use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, thread_cpu_time};
+use crate::host::{HostState, Role};
+use crate::instance::{Instance, Outlet};
+use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, Limits, TurnBudget, thread_cpu_time};
+use miniworker_project::Project;
 
 // The guest components, embedded by build.rs: the plain component and the
 // machine code precompiled for this build's engine (empty when not made).
@@ -18,6 +21,10 @@ const WORKER_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_
 const WORKER_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_worker.cwasm"));
 const MAIN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_main.wasm"));
 const MAIN_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_main.cwasm"));
+
+/// Native stack of a thread that runs a guest: Wasmtime's guest stack plus
+/// room for the host frames below it.
+pub(crate) const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
 
 /// The engine and the compiled guest components, shared by every mini-program
 /// of a host. Cheap to clone; `Send + Sync`.
@@ -27,18 +34,14 @@ pub struct Runtime {
 }
 
 pub(crate) struct RuntimeInner {
-    pub(crate) engine: Engine,
-    pub(crate) caps: HostCaps,
-    pub(crate) usage: Arc<HostUsage>,
+    engine: Engine,
+    caps: HostCaps,
+    usage: Arc<HostUsage>,
     ticker: Arc<Ticker>,
     pub(crate) worker_pre: WorkerPre<HostState>,
     pub(crate) main_pre: MainPre<HostState>,
     worker: Component,
     main: Component,
-}
-
-fn engine_error(e: wasmtime::Error) -> Error {
-    Error::Engine(format!("{e:#}"))
 }
 
 /// Loads the precompiled component when it fits this engine and CPU, else
@@ -54,7 +57,7 @@ fn load(engine: &Engine, precompiled: &[u8], plain: &[u8]) -> Result<Component> 
             Err(e) => tracing::debug!("precompiled component unusable here, compiling: {e:#}"),
         }
     }
-    Component::new(engine, plain).map_err(engine_error)
+    Component::new(engine, plain).map_err(Error::Engine)
 }
 
 impl Runtime {
@@ -65,23 +68,23 @@ impl Runtime {
 
     /// [`Runtime::new`] with host-wide caps on every instance it runs.
     pub fn with_caps(caps: HostCaps) -> Result<Runtime> {
-        let engine = miniworker_engine::engine().map_err(engine_error)?;
+        let engine = miniworker_engine::engine().map_err(Error::Engine)?;
         let worker = load(&engine, WORKER_CWASM, WORKER_WASM)?;
         let main = load(&engine, MAIN_CWASM, MAIN_WASM)?;
 
         let mut worker_linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut worker_linker).map_err(engine_error)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut worker_linker).map_err(Error::Engine)?;
         crate::bindings::worker::Worker::add_to_linker::<_, HasSelf<_>>(&mut worker_linker, |s| s)
-            .map_err(engine_error)?;
+            .map_err(Error::Engine)?;
         let mut main_linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut main_linker).map_err(engine_error)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut main_linker).map_err(Error::Engine)?;
         crate::bindings::main::Main::add_to_linker::<_, HasSelf<_>>(&mut main_linker, |s| s)
-            .map_err(engine_error)?;
+            .map_err(Error::Engine)?;
 
-        let worker_pre = WorkerPre::new(worker_linker.instantiate_pre(&worker).map_err(engine_error)?)
-            .map_err(engine_error)?;
-        let main_pre =
-            MainPre::new(main_linker.instantiate_pre(&main).map_err(engine_error)?).map_err(engine_error)?;
+        let worker_pre = WorkerPre::new(worker_linker.instantiate_pre(&worker).map_err(Error::Engine)?)
+            .map_err(Error::Engine)?;
+        let main_pre = MainPre::new(main_linker.instantiate_pre(&main).map_err(Error::Engine)?)
+            .map_err(Error::Engine)?;
         let ticker = Ticker::start(&engine)?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
@@ -116,12 +119,31 @@ impl Runtime {
 }
 
 impl RuntimeInner {
-    /// A store for one context. Its epoch deadline callback, run at every
-    /// epoch tick while the guest runs, stops the guest once `state.stop` is
-    /// set, and kills it once the current turn has used more thread CPU time
-    /// than its limit.
-    pub(crate) fn new_store(&self, state: HostState) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, state);
+    /// A new instance of `project` on this runtime.
+    pub(crate) fn instance(&self, project: Project, limits: Limits, outlet: Outlet) -> Result<Arc<Instance>> {
+        Instance::new(
+            self.engine.clone(),
+            self.usage.clone(),
+            self.caps.instance_cap(),
+            project,
+            limits,
+            outlet,
+        )
+    }
+
+    /// A store for one context of `instance`. Its epoch deadline callback,
+    /// run at every epoch tick while the guest runs, stops the guest once
+    /// its `stop` flag is set, and kills it once the current turn has used
+    /// more thread CPU time than its limit.
+    pub(crate) fn new_store(
+        &self,
+        instance: Arc<Instance>,
+        role: Role,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        limits: Limits,
+    ) -> Store<HostState> {
+        let host = (self.usage.clone(), self.caps.memory_cap());
+        let mut store = Store::new(&self.engine, HostState::new(instance, role, stop, limits, host));
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut cx| {
@@ -140,115 +162,28 @@ impl RuntimeInner {
         store
     }
 
-    /// Makes every store whose `stop` flag is set stop at its next check.
-    pub(crate) fn interrupt(&self) {
-        self.engine.increment_epoch();
-    }
-
-    /// Marks a guest call in progress until the guard drops: the epoch
-    /// ticks (for the CPU-time check) only while some guest runs.
-    pub(crate) fn guest_running(&self) -> RunningGuard<'_> {
-        self.ticker.enter();
-        RunningGuard(&self.ticker)
+    /// Runs one call into a guest as a turn: a fresh CPU-time and console
+    /// budget, the epoch ticking meanwhile, and a notice of the console
+    /// lines the turn's budget dropped.
+    pub(crate) fn turn<R>(
+        &self,
+        store: &mut Store<HostState>,
+        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        store.data_mut().budget = TurnBudget::new();
+        let result = {
+            let _running = self.ticker.enter();
+            call(store)
+        };
+        store.data_mut().end_turn();
+        let cpu = thread_cpu_time().as_nanos() as u64;
+        store.data().memory.usage.cpu_nanos.store(cpu, Ordering::Relaxed);
+        result
     }
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         self.ticker.shut_down();
-    }
-}
-
-/// How often the epoch advances while a guest runs: the granularity of the
-/// CPU-time check.
-const TICK: Duration = Duration::from_millis(10);
-
-/// How long the ticker keeps ticking after the last guest call ended before
-/// it parks: calls in quick succession never have to wake it.
-const GRACE: Duration = Duration::from_millis(50);
-
-/// The thread that advances the engine's epoch every [`TICK`] while guest
-/// calls run (and for [`GRACE`] after), and parks otherwise. Entering and
-/// leaving a call are two atomic operations; only a call that finds the
-/// ticker parked takes its lock to wake it.
-struct Ticker {
-    running: AtomicUsize,
-    parked: AtomicBool,
-    shut_down: AtomicBool,
-    lock: Mutex<()>,
-    wake: Condvar,
-}
-
-impl Ticker {
-    fn start(engine: &Engine) -> Result<Arc<Ticker>> {
-        let ticker = Arc::new(Ticker {
-            running: AtomicUsize::new(0),
-            parked: AtomicBool::new(false),
-            shut_down: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            wake: Condvar::new(),
-        });
-        let (me, engine) = (ticker.clone(), engine.clone());
-        std::thread::Builder::new()
-            .name("miniworker-epoch".into())
-            .spawn(move || me.run(&engine))
-            .map_err(|e| Error::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(ticker)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn run(&self, engine: &Engine) {
-        let mut idle_since: Option<Instant> = None;
-        loop {
-            if self.shut_down.load(Ordering::SeqCst) {
-                return;
-            }
-            if self.running.load(Ordering::SeqCst) > 0 {
-                idle_since = None;
-            } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= GRACE {
-                let guard = self.lock();
-                self.parked.store(true, Ordering::SeqCst);
-                // A call that began before `parked` was set is seen here; one
-                // that begins after it takes the lock to notify.
-                if self.running.load(Ordering::SeqCst) == 0 && !self.shut_down.load(Ordering::SeqCst) {
-                    drop(self.wake.wait(guard).unwrap_or_else(|p| p.into_inner()));
-                }
-                self.parked.store(false, Ordering::SeqCst);
-                idle_since = None;
-                continue;
-            }
-            std::thread::sleep(TICK);
-            engine.increment_epoch();
-        }
-    }
-
-    fn enter(&self) {
-        self.running.fetch_add(1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) {
-            let _guard = self.lock();
-            self.wake.notify_all();
-        }
-    }
-
-    fn leave(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn shut_down(&self) {
-        self.shut_down.store(true, Ordering::SeqCst);
-        let _guard = self.lock();
-        self.wake.notify_all();
-    }
-}
-
-/// See [`RuntimeInner::guest_running`].
-pub(crate) struct RunningGuard<'a>(&'a Ticker);
-
-impl Drop for RunningGuard<'_> {
-    fn drop(&mut self) {
-        self.0.leave();
     }
 }

@@ -156,23 +156,25 @@
   const LAUNCH_OPTIONS = () => ({ path: '', query: {}, scene: 1001, referrerInfo: {} });
 
   return {
-    // kind: 0 message, 1 error, 2 killed.
-    deliverWorkerEvent(id, kind, payload) {
+    deliverMessage(id, data) {
+      const rec = workers.get(id);
+      if (rec !== undefined && rec.state === 'live') callEach(rec.message, data);
+    },
+    deliverError(id, error) {
       const rec = workers.get(id);
       if (rec === undefined || rec.state !== 'live') return;
-      if (kind === 0) {
-        callEach(rec.message, payload);
-      } else if (kind === 1) {
-        const res = { message: payload.message, stack: payload.stack, filename: payload.filename, lineno: payload.lineno };
-        if (rec.error.length === 0) native.unhandledWorkerError(id, payload);
-        else callEach(rec.error, res);
-      } else {
-        rec.state = 'killed';
-        rec.reason = payload.reason;
-        workers.delete(id);
-        if (current === rec) current = null;
-        callEach(rec.killed, { reason: payload.reason, message: payload.message });
-      }
+      const res = { message: error.message, stack: error.stack, filename: error.filename, lineno: error.lineno };
+      if (rec.error.length === 0) native.unhandledWorkerError(id, error);
+      else callEach(rec.error, res);
+    },
+    deliverKill(id, reason, message) {
+      const rec = workers.get(id);
+      if (rec === undefined || rec.state !== 'live') return;
+      rec.state = 'killed';
+      rec.reason = reason;
+      workers.delete(id);
+      if (current === rec) current = null;
+      callEach(rec.killed, { reason, message });
     },
     callApp(hook) {
       if (app && typeof app[hook] === 'function') app[hook].call(app, LAUNCH_OPTIONS());

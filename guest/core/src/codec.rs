@@ -14,7 +14,7 @@ use javy::quickjs::{
     self, Array, ArrayBuffer, Atom, Ctx, Exception, Function, Object, Persistent, Type, TypedArray, Value,
     qjs,
 };
-use miniworker_codec::{DecodeError, Reader, TooLarge, ViewKind, Writer, tag};
+use miniworker_codec::{DecodeError, Str, Token, Tokens, TooLarge, ViewBuffer, ViewKind, Writer, tag};
 
 /// The class ids the encoder tells apart, read once from exemplar objects.
 struct Classes {
@@ -450,9 +450,14 @@ impl<'js> Encoder<'_, 'js> {
 
 // ---- decoding ---------------------------------------------------------------------
 
+/// An open container being filled.
 enum Open<'js> {
+    /// An object and the key of the property being read.
     Object(Object<'js>, Option<Atom<'js>>),
-    Array(Object<'js>, u64, u64),
+    /// An array, the index of its next element, and its length (set at
+    /// its end: elements defined in order keep QuickJS's fast array).
+    Array(Object<'js>, u32, u64),
+    /// A Map and the key of the entry being read.
     Map(Object<'js>, Option<Value<'js>>),
     Set(Object<'js>),
 }
@@ -461,75 +466,164 @@ fn malformed(ctx: &Ctx<'_>, e: DecodeError) -> quickjs::Error {
     Exception::throw_message(ctx, &e.to_string())
 }
 
-/// Decodes a message into a fresh value. Iterative.
+/// A JavaScript string of exactly these code units.
+fn js_string<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, s: Str<'_>) -> quickjs::Result<Value<'js>> {
+    match s {
+        Str::Utf8(s) => Ok(quickjs::String::from_str(ctx.clone(), s)?.into_value()),
+        Str::Utf16(_) => {
+            let array = TypedArray::<u16>::new(ctx.clone(), s.units().collect::<Vec<u16>>())?;
+            helper(helpers, "fromCodeUnits")?.call((array,))
+        }
+    }
+}
+
+/// Decodes a message into a fresh value. Iterative; the structure is read
+/// by the codec crate's [`Tokens`], which checks it.
 pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
     with_state(ctx, |state| {
         let helpers = state.helpers.clone().restore(ctx)?;
-        let mut r = Reader::new(bytes).map_err(|e| malformed(ctx, e))?;
+        let m = |e: DecodeError| malformed(ctx, e);
+        let mut tokens = Tokens::new(bytes).map_err(m)?;
         let mut nodes: Vec<Value<'js>> = Vec::new();
-        let mut stack: Vec<Open<'js>> = Vec::new();
+        let mut open: Vec<Open<'js>> = Vec::new();
         // Object keys repeat (records of one shape): each becomes an atom once.
         let mut keys: HashMap<&[u8], Atom<'js>> = HashMap::new();
         let cache_keys = bytes.len() >= 512;
-        let m = |e: DecodeError| malformed(ctx, e);
-        loop {
-            // Close finished containers; read object keys.
-            let closed = loop {
-                match stack.last_mut() {
-                    Some(Open::Array(arr, len, i)) if *i == *len => {
-                        arr.set("length", *len as f64)?;
-                        let v = arr.clone().into_value();
-                        stack.pop();
-                        break Some(v);
+        let undefined = || Value::new_undefined(ctx.clone());
+        while let Some(token) = tokens.next().map_err(m)? {
+            // `None`: an array hole.
+            let item: Option<Value<'js>> = match token {
+                Token::Undefined => Some(undefined()),
+                Token::Null => Some(Value::new_null(ctx.clone())),
+                Token::Bool(b) => Some(Value::new_bool(ctx.clone(), b)),
+                // -0 and fractions stay floats; QuickJS keeps small integers as ints.
+                Token::Number(n) if miniworker_codec::is_int(n) => Some(Value::new_number(ctx.clone(), n)),
+                Token::Number(n) => Some(Value::new_float(ctx.clone(), n)),
+                Token::BigInt { negative, magnitude } => {
+                    let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
+                    Some(helper(&helpers, "makeBigInt")?.call((negative, hex))?)
+                }
+                Token::String(s) => Some(js_string(ctx, &helpers, s)?),
+                Token::Ref(i) => Some(
+                    nodes
+                        .get(i as usize)
+                        .filter(|v| !v.is_undefined())
+                        .cloned()
+                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
+                ),
+                Token::Hole => None,
+                Token::Key(key) => {
+                    let atom = match key {
+                        Str::Utf8(k) if cache_keys => match keys.get(k.as_bytes()) {
+                            Some(atom) => atom.clone(),
+                            None => {
+                                let atom = Atom::from_str(ctx.clone(), k)?;
+                                keys.insert(k.as_bytes(), atom.clone());
+                                atom
+                            }
+                        },
+                        Str::Utf8(k) => Atom::from_str(ctx.clone(), k)?,
+                        Str::Utf16(_) => Atom::from_value(ctx.clone(), &js_string(ctx, &helpers, key)?)?,
+                    };
+                    if let Some(Open::Object(_, slot)) = open.last_mut() {
+                        *slot = Some(atom);
                     }
-                    Some(Open::Object(obj, key @ None)) => {
-                        if r.peek().map_err(m)? == tag::END {
-                            r.byte().map_err(m)?;
-                            let v = obj.clone().into_value();
-                            stack.pop();
-                            break Some(v);
+                    continue;
+                }
+                Token::Object => {
+                    let obj = Object::new(ctx.clone())?;
+                    nodes.push(obj.clone().into_value());
+                    open.push(Open::Object(obj, None));
+                    continue;
+                }
+                Token::Array(len) => {
+                    let arr = Array::new(ctx.clone())?.into_object();
+                    nodes.push(arr.clone().into_value());
+                    open.push(Open::Array(arr, 0, len));
+                    continue;
+                }
+                Token::Map | Token::Set => {
+                    let is_map = matches!(token, Token::Map);
+                    let obj: Object =
+                        helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
+                    nodes.push(obj.clone().into_value());
+                    open.push(if is_map {
+                        Open::Map(obj, None)
+                    } else {
+                        Open::Set(obj)
+                    });
+                    continue;
+                }
+                Token::End => match open.pop() {
+                    Some(Open::Array(arr, _, len)) => {
+                        arr.set("length", len as f64)?;
+                        Some(arr.into_value())
+                    }
+                    Some(Open::Object(o, _) | Open::Map(o, _) | Open::Set(o)) => Some(o.into_value()),
+                    None => None,
+                },
+                Token::Date(time) => {
+                    // SAFETY: JS_NewDate returns a new owned value of this context.
+                    let v =
+                        unsafe { Value::from_raw(ctx.clone(), qjs::JS_NewDate(ctx.as_raw().as_ptr(), time)) };
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::RegExp { source, flags } => {
+                    let source = js_string(ctx, &helpers, source)?;
+                    let flags = js_string(ctx, &helpers, flags)?;
+                    let v: Value = helper(&helpers, "makeRegExp")?.call((source, flags))?;
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::ArrayBuffer(b) => {
+                    let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::View {
+                    kind,
+                    offset,
+                    length,
+                    buffer,
+                } => {
+                    let me = nodes.len();
+                    nodes.push(undefined());
+                    let buffer = match buffer {
+                        ViewBuffer::Inline(b) => {
+                            let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                            nodes.push(v.clone());
+                            v
                         }
-                        *key = Some(
-                            read_key(ctx, &mut r, cache_keys.then_some(&mut keys)).map_err(|e| match e {
-                                KeyError::Decode(e) => malformed(ctx, e),
-                                KeyError::Js(e) => e,
-                            })?,
-                        );
-                    }
-                    Some(Open::Map(obj, _) | Open::Set(obj)) if r.peek().map_err(m)? == tag::END => {
-                        r.byte().map_err(m)?;
-                        let v = obj.clone().into_value();
-                        stack.pop();
-                        break Some(v);
-                    }
-                    _ => break None,
+                        ViewBuffer::Ref(i) => nodes.get(i as usize).cloned().unwrap_or_else(undefined),
+                    };
+                    let v: Value = helper(&helpers, "makeView")?.call((
+                        kind.name(),
+                        buffer,
+                        offset as f64,
+                        length as f64,
+                    ))?;
+                    nodes[me] = v.clone();
+                    Some(v)
+                }
+                Token::Error { name, message, stack } => {
+                    let name = js_string(ctx, &helpers, name)?;
+                    let message = js_string(ctx, &helpers, message)?;
+                    let stack = stack.map(|s| js_string(ctx, &helpers, s)).transpose()?;
+                    let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
+                    nodes.push(v.clone());
+                    Some(v)
                 }
             };
-            // `None` here is an array hole.
-            let item: Option<Value<'js>> = match closed {
-                Some(v) => Some(v),
+            match open.last_mut() {
                 None => {
-                    let in_array = matches!(stack.last(), Some(Open::Array(..)));
-                    match read_value(ctx, &helpers, &mut r, &mut nodes, in_array)? {
-                        Read::Value(v) => Some(v),
-                        Read::Hole => None,
-                        Read::Open(open) => {
-                            stack.push(open);
-                            continue;
-                        }
-                    }
-                }
-            };
-            match stack.last_mut() {
-                None => {
-                    r.finish().map_err(m)?;
                     return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
                 }
-                Some(Open::Array(arr, _, i)) => {
+                Some(Open::Array(arr, i, _)) => {
                     if let Some(v) = item {
-                        arr.prop(*i as u32, data_property(v))?;
+                        arr.prop(*i, data_property(v))?;
                     }
-                    *i += 1;
+                    *i = i.wrapping_add(1);
                 }
                 Some(Open::Object(obj, key)) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
@@ -537,183 +631,22 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     }
                 }
                 Some(Open::Map(map, key)) => {
-                    let v = item.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    let v = item.unwrap_or_else(undefined);
                     match key.take() {
                         None => *key = Some(v),
                         Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((map.clone(), k, v))?,
                     }
                 }
                 Some(Open::Set(set)) => {
-                    let v = item.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                    let v = item.unwrap_or_else(undefined);
                     helper(&helpers, "setAdd")?.call::<_, ()>((set.clone(), v))?;
                 }
             }
         }
+        Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
     })
-}
-
-enum KeyError {
-    Decode(DecodeError),
-    Js(quickjs::Error),
-}
-
-/// An object key as an atom; with a cache (big messages), made once per
-/// distinct UTF-8 key.
-fn read_key<'a, 'js>(
-    ctx: &Ctx<'js>,
-    r: &mut Reader<'a>,
-    cache: Option<&mut HashMap<&'a [u8], Atom<'js>>>,
-) -> Result<Atom<'js>, KeyError> {
-    let Some(cache) = cache.filter(|_| r.peek().ok() == Some(tag::STRING)) else {
-        let key = r.string().map_err(KeyError::Decode)?;
-        return Atom::from_str(ctx.clone(), &key).map_err(KeyError::Js);
-    };
-    r.byte().map_err(KeyError::Decode)?;
-    let key = r.str_payload().map_err(KeyError::Decode)?;
-    if let Some(atom) = cache.get(key.as_bytes()) {
-        return Ok(atom.clone());
-    }
-    let atom = Atom::from_str(ctx.clone(), key).map_err(KeyError::Js)?;
-    cache.insert(key.as_bytes(), atom.clone());
-    Ok(atom)
 }
 
 fn data_property(v: Value<'_>) -> Property<Value<'_>> {
     Property::from(v).writable().enumerable().configurable()
-}
-
-enum Read<'js> {
-    Value(Value<'js>),
-    Hole,
-    Open(Open<'js>),
-}
-
-fn read_value<'js>(
-    ctx: &Ctx<'js>,
-    helpers: &Object<'js>,
-    r: &mut Reader<'_>,
-    nodes: &mut Vec<Value<'js>>,
-    in_array: bool,
-) -> quickjs::Result<Read<'js>> {
-    let m = |e: DecodeError| malformed(ctx, e);
-    let t = r.byte().map_err(m)?;
-    let v = match t {
-        tag::UNDEFINED => Value::new_undefined(ctx.clone()),
-        tag::NULL => Value::new_null(ctx.clone()),
-        tag::FALSE => Value::new_bool(ctx.clone(), false),
-        tag::TRUE => Value::new_bool(ctx.clone(), true),
-        tag::INT => Value::new_number(ctx.clone(), r.int().map_err(m)?),
-        tag::FLOAT => Value::new_float(ctx.clone(), r.f64().map_err(m)?),
-        tag::BIGINT => {
-            let (negative, magnitude) = r.bigint_payload().map_err(m)?;
-            let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
-            helper(helpers, "makeBigInt")?.call((negative, hex))?
-        }
-        tag::STRING => quickjs::String::from_str(ctx.clone(), r.str_payload().map_err(m)?)?.into_value(),
-        tag::STRING16 => {
-            let units = r.str16_payload().map_err(m)?;
-            let array = TypedArray::<u16>::new(ctx.clone(), units)?;
-            helper(helpers, "fromCodeUnits")?.call((array,))?
-        }
-        tag::REF => {
-            let i = r.varint().map_err(m)?;
-            match nodes.get(i as usize) {
-                Some(v) if !v.is_undefined() => v.clone(),
-                _ => return Err(malformed(ctx, r.error("reference to an object not seen yet"))),
-            }
-        }
-        tag::HOLE if in_array => return Ok(Read::Hole),
-        tag::OBJECT => {
-            let obj = Object::new(ctx.clone())?;
-            nodes.push(obj.clone().into_value());
-            return Ok(Read::Open(Open::Object(obj, None)));
-        }
-        tag::ARRAY => {
-            let len = r.length(1).map_err(m)?;
-            let arr = Array::new(ctx.clone())?.into_object();
-            nodes.push(arr.clone().into_value());
-            return Ok(Read::Open(Open::Array(arr, len, 0)));
-        }
-        tag::MAP | tag::SET => {
-            let (make, map) = if t == tag::MAP {
-                ("makeMap", true)
-            } else {
-                ("makeSet", false)
-            };
-            let obj: Object = helper(helpers, make)?.call(())?;
-            nodes.push(obj.clone().into_value());
-            return Ok(Read::Open(if map {
-                Open::Map(obj, None)
-            } else {
-                Open::Set(obj)
-            }));
-        }
-        tag::DATE => {
-            let time = r.f64().map_err(m)?;
-            // SAFETY: JS_NewDate returns a new owned value of this context.
-            let v = unsafe { Value::from_raw(ctx.clone(), qjs::JS_NewDate(ctx.as_raw().as_ptr(), time)) };
-            nodes.push(v.clone());
-            v
-        }
-        tag::REGEXP => {
-            let source = r.string().map_err(m)?;
-            let flags = r.string().map_err(m)?;
-            let v: Value = helper(helpers, "makeRegExp")?.call((source, flags))?;
-            nodes.push(v.clone());
-            v
-        }
-        tag::ARRAY_BUFFER => {
-            let v = read_buffer(ctx, r)?;
-            nodes.push(v.clone());
-            v
-        }
-        tag::VIEW => {
-            let kind = ViewKind::from_byte(r.byte().map_err(m)?)
-                .ok_or_else(|| malformed(ctx, r.error("unknown view kind")))?;
-            let offset = r.varint().map_err(m)?;
-            let length = r.varint().map_err(m)?;
-            let me = nodes.len();
-            nodes.push(Value::new_undefined(ctx.clone()));
-            let buffer = match r.byte().map_err(m)? {
-                tag::ARRAY_BUFFER => {
-                    let v = read_buffer(ctx, r)?;
-                    nodes.push(v.clone());
-                    v
-                }
-                tag::REF => {
-                    let i = r.varint().map_err(m)? as usize;
-                    match nodes.get(i) {
-                        Some(v) if i != me => v.clone(),
-                        _ => return Err(malformed(ctx, r.error("a view's buffer must be an ArrayBuffer"))),
-                    }
-                }
-                _ => return Err(malformed(ctx, r.error("a view's buffer must be an ArrayBuffer"))),
-            };
-            let v: Value =
-                helper(helpers, "makeView")?.call((kind.name(), buffer, offset as f64, length as f64))?;
-            nodes[me] = v.clone();
-            v
-        }
-        tag::ERROR => {
-            let name = r.string().map_err(m)?;
-            let message = r.string().map_err(m)?;
-            let stack = if r.peek().map_err(m)? == tag::UNDEFINED {
-                r.byte().map_err(m)?;
-                None
-            } else {
-                Some(r.string().map_err(m)?)
-            };
-            let v: Value = helper(helpers, "makeError")?.call((name, message, stack))?;
-            nodes.push(v.clone());
-            v
-        }
-        _ => return Err(malformed(ctx, r.error("unknown tag"))),
-    };
-    Ok(Read::Value(v))
-}
-
-fn read_buffer<'js>(ctx: &Ctx<'js>, r: &mut Reader<'_>) -> quickjs::Result<Value<'js>> {
-    let n = r.length(1).map_err(|e| malformed(ctx, e))?;
-    let bytes = r.bytes(n).map_err(|e| malformed(ctx, e))?;
-    Ok(ArrayBuffer::new_copy(ctx.clone(), bytes)?.into_value())
 }

@@ -53,37 +53,48 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     Ok(())
 }
 
+/// The name JavaScript sees for a kill reason (`onProcessKilled`'s `reason`).
+fn reason_name(reason: main_events::KillReason) -> &'static str {
+    use main_events::KillReason as R;
+    match reason {
+        R::Memory => "memory",
+        R::CpuTime => "cpu-time",
+        R::Stack => "stack",
+        R::Test => "test",
+        R::Crash => "crash",
+    }
+}
+
 impl main_events::Guest for Component {
     fn deliver_worker_event(id: u32, event: WorkerEvent) -> miniworker::sandbox::types::TurnState {
         with_context(|cx| {
-            cx.turn(|ctx, _, role| {
-                let deliver: Function = role.get("deliverWorkerEvent")?;
-                match event {
-                    WorkerEvent::Message(data) => deliver.call((id, 0, codec::decode(ctx, &data)?)),
-                    WorkerEvent::Error(e) => {
-                        let o = Object::new(ctx.clone())?;
-                        o.set("name", e.name)?;
-                        o.set("message", e.message)?;
-                        o.set("stack", e.stack)?;
-                        o.set("filename", e.filename)?;
-                        o.set("lineno", e.lineno)?;
-                        deliver.call((id, 1, o))
-                    }
-                    WorkerEvent::Killed(k) => {
-                        let o = Object::new(ctx.clone())?;
-                        o.set("reason", k.reason)?;
-                        o.set("message", k.message)?;
-                        deliver.call((id, 2, o))
-                    }
+            cx.turn(|ctx, _, role| match event {
+                WorkerEvent::Message(data) => {
+                    let deliver: Function = role.get("deliverMessage")?;
+                    deliver.call((id, codec::decode(ctx, &data)?))
+                }
+                WorkerEvent::Error(e) => {
+                    let o = Object::new(ctx.clone())?;
+                    o.set("name", e.name)?;
+                    o.set("message", e.message)?;
+                    o.set("stack", e.stack)?;
+                    o.set("filename", e.filename)?;
+                    o.set("lineno", e.lineno)?;
+                    role.get::<_, Function>("deliverError")?.call((id, o))
+                }
+                WorkerEvent::Killed(k) => {
+                    role.get::<_, Function>("deliverKill")?
+                        .call((id, reason_name(k.reason), k.message))
                 }
             })
         })
     }
 
-    fn launch() -> miniworker::sandbox::types::TurnState {
-        with_context(|cx| {
-            cx.turn(|_, _, role| role.get::<_, Function>("callApp")?.call(("onLaunch",)));
-            cx.turn(|_, _, role| role.get::<_, Function>("callApp")?.call(("onShow",)))
-        })
+    fn call_app_hook(hook: main_events::AppHook) -> miniworker::sandbox::types::TurnState {
+        let name = match hook {
+            main_events::AppHook::OnLaunch => "onLaunch",
+            main_events::AppHook::OnShow => "onShow",
+        };
+        with_context(|cx| cx.turn(|_, _, role| role.get::<_, Function>("callApp")?.call((name,))))
     }
 }

@@ -1,5 +1,5 @@
 //! The host side of each WIT interface, one file per interface, all on the
-//! data of one store ([`HostState`]).
+//! data of one store ([`HostState`]): what a guest may ask of its instance.
 
 mod context;
 mod main_host;
@@ -11,10 +11,8 @@ use std::sync::atomic::AtomicBool;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::limits::{Limits, MemoryCap, TurnBudget};
-use crate::program::Program;
-
-pub(crate) use worker_host::TestKill;
+use crate::instance::{Instance, WorkerStart};
+use crate::limits::{HostUsage, Limits, MemoryCap, TurnBudget};
 
 /// Which context a store runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +27,7 @@ pub(crate) enum Role {
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) program: Arc<Program>,
+    pub(crate) instance: Arc<Instance>,
     pub(crate) role: Role,
     /// Set, then the engine epoch bumped, to stop this store's guest.
     pub(crate) stop: Arc<AtomicBool>,
@@ -38,25 +36,35 @@ pub(crate) struct HostState {
     pub(crate) memory: MemoryCap,
     /// What the current turn has used.
     pub(crate) budget: TurnBudget,
+    /// Workers `createWorker` reserved during this turn: their threads start
+    /// when the turn ends (no event of a worker reaches the main thread
+    /// before that anyway, SPEC section 4).
+    pub(crate) starting: Vec<WorkerStart>,
 }
 
 impl HostState {
-    pub(crate) fn new(program: Arc<Program>, role: Role, stop: Arc<AtomicBool>, limits: Limits) -> HostState {
-        let (host_usage, host_cap) = (program.runtime.usage.clone(), program.runtime.caps.memory_cap());
+    pub(crate) fn new(
+        instance: Arc<Instance>,
+        role: Role,
+        stop: Arc<AtomicBool>,
+        limits: Limits,
+        host: (Arc<HostUsage>, Option<usize>),
+    ) -> HostState {
         HostState {
             wasi: crate::wasi::deny_all(),
             table: ResourceTable::new(),
-            program,
+            instance,
             role,
             stop,
             memory: MemoryCap {
                 limit: limits.memory_bytes(),
                 usage: Arc::default(),
-                host: host_usage,
-                host_cap,
+                host: host.0,
+                host_cap: host.1,
             },
             limits,
             budget: TurnBudget::new(),
+            starting: Vec::new(),
         }
     }
 
@@ -66,6 +74,22 @@ impl HostState {
             stack_bytes: self.limits.stack_bytes() as u32,
             max_message_bytes: self.limits.message_bytes() as u32,
             max_timers: self.limits.timer_count() as u32,
+        }
+    }
+
+    /// Ends a turn: reports the console lines its budget dropped.
+    pub(crate) fn end_turn(&mut self) {
+        let dropped = std::mem::take(&mut self.budget.console_dropped);
+        if dropped == 0 {
+            return;
+        }
+        let event = crate::event::Event::Dropped {
+            what: crate::event::Dropped::ConsoleLines,
+            count: dropped,
+        };
+        match self.role {
+            Role::Worker(id) => self.instance.worker_said(id, event),
+            Role::Main => self.instance.emit(event),
         }
     }
 }

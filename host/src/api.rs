@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::codec::Message;
-use crate::error::{Error, JsError, KillReason, Result};
+use crate::error::{Error, Result};
+use crate::event::{Event, EventSink};
+use crate::instance::{Instance, Outlet};
 use crate::limits::Limits;
-use crate::program::{ConsoleLevel, Event, ExitStatus, Output, Program};
-use crate::runtime::Runtime;
+use crate::main_thread::{ExitStatus, RunControl};
+use crate::message::Encoded;
+use crate::runtime::{Runtime, RuntimeInner};
+use miniworker_codec::Message;
 use miniworker_project::{Project, ProjectError};
 
 /// What a mini-program instance uses ([`MiniProgram::stats`]).
@@ -25,22 +28,21 @@ pub struct Stats {
     pub queued_to_worker_bytes: usize,
     /// Events queued toward the main thread (messages, console lines, errors).
     pub queued_to_main: usize,
-    /// Their bytes.
+    /// The bytes the host keeps for them.
     pub queued_to_main_bytes: usize,
     /// Messages discarded so far.
     pub discarded_messages: u64,
 }
 
 /// Options of [`MiniProgram::run`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
-    /// Stop the run after this long (exit code 124).
+    /// Stop the run after this long ([`ExitStatus::TimedOut`]).
     pub timeout: Option<Duration>,
     /// The limits of the main thread and of each worker.
     pub limits: Limits,
-    /// Console lines and diagnostics as JSON lines on stdout (`run --json`)
-    /// instead of `[main] ` lines and stderr.
-    pub json: bool,
+    /// Stops the run from another thread (a signal handler, say).
+    pub control: RunControl,
 }
 
 /// What a [`MiniProgram::run`] came to.
@@ -56,13 +58,15 @@ pub struct RunReport {
 /// One mini-program instance: a main thread and at most one worker. Dropping
 /// it terminates its worker.
 pub struct MiniProgram {
-    program: Arc<Program>,
+    runtime: Arc<RuntimeInner>,
+    instance: Arc<Instance>,
 }
 
 impl MiniProgram {
     /// An instance of `project` whose main thread is the calling Rust code:
-    /// worker console lines arrive as [`WorkerEvent::Console`], nothing is
-    /// printed. Fails only with [`Error::HostLimit`] (see [`crate::HostCaps`]).
+    /// the worker's events arrive through [`Worker::recv_timeout`] and
+    /// [`Worker::next_event`]. Fails only with [`Error::HostLimit`] (see
+    /// [`crate::HostCaps`]).
     pub fn new(runtime: &Runtime, project: Project) -> Result<MiniProgram> {
         MiniProgram::with_limits(runtime, project, Limits::default())
     }
@@ -70,44 +74,50 @@ impl MiniProgram {
     /// [`MiniProgram::new`] with `limits` for each of its workers.
     pub fn with_limits(runtime: &Runtime, project: Project, limits: Limits) -> Result<MiniProgram> {
         Ok(MiniProgram {
-            program: Program::new(runtime, project, Output::Events, limits)?,
+            instance: runtime.inner.instance(project, limits, Outlet::Receiver)?,
+            runtime: runtime.inner.clone(),
         })
     }
 
     /// Runs the project's `app.js` as the JavaScript main thread until the
-    /// mini-program is quiescent (SPEC section 7), printing console lines on
-    /// stdout and diagnostics on stderr, as `miniworker run` does.
-    pub fn run(runtime: &Runtime, project: Project, options: &RunOptions) -> Result<RunReport> {
+    /// mini-program is quiescent (SPEC section 7). Everything the run has
+    /// to say (console lines of both contexts, uncaught errors, kills,
+    /// dropped counts) goes to `sink`, in order; nothing is printed.
+    pub fn run(
+        runtime: &Runtime,
+        project: Project,
+        options: &RunOptions,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<RunReport> {
         let source = project
             .app_js()
             .map_err(|p| Error::Project(ProjectError { problems: vec![p] }))?;
-        let program = Program::new(
-            runtime,
-            project,
-            Output::Print { json: options.json },
-            options.limits.clone(),
-        )?;
-        let deadline = options.timeout.map(|t| Instant::now() + t);
-        let status = program.run_main(&source, deadline);
+        let instance = runtime
+            .inner
+            .instance(project, options.limits.clone(), Outlet::Sink(sink))?;
+        let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
+        let status = crate::main_thread::run(&runtime.inner, &instance, &source, &options.control, deadline);
         Ok(RunReport {
             status,
-            discarded_messages: program.discarded(),
+            discarded_messages: instance.discarded(),
         })
     }
 
     /// `wx.createWorker(script_path)`: starts a worker, or fails when the path
     /// is refused or a worker is already running.
     pub fn create_worker(&self, script_path: &str) -> Result<Worker> {
-        self.create_worker_with_limits(script_path, self.program.limits.clone())
+        self.create_worker_with_limits(script_path, self.instance.limits.clone())
     }
 
     /// [`MiniProgram::create_worker`] with limits of its own for this worker
     /// (the queue limits hold in both directions of its channel).
     pub fn create_worker_with_limits(&self, script_path: &str, limits: Limits) -> Result<Worker> {
         let message_limit = limits.message_bytes();
-        let id = self.program.create_worker(script_path, limits)?;
+        let start = self.instance.reserve_worker(script_path, limits)?;
+        let id = start.id;
+        crate::worker::spawn(self.runtime.clone(), self.instance.clone(), start)?;
         Ok(Worker {
-            program: self.program.clone(),
+            instance: self.instance.clone(),
             id,
             message_limit,
         })
@@ -115,21 +125,21 @@ impl MiniProgram {
 
     /// Messages discarded so far.
     pub fn discarded_messages(&self) -> u64 {
-        self.program.discarded()
+        self.instance.discarded()
     }
 
     /// What the instance uses now: its worker's memory and CPU time, and
     /// what is queued in each direction.
     pub fn stats(&self) -> Stats {
-        self.program.stats()
+        self.instance.stats()
     }
 
     /// Ends the instance: terminates its worker and waits at most
     /// `deadline` for the worker's thread to be gone (whether it is).
     /// Dropping an instance terminates the worker without waiting.
     pub fn shutdown(self, deadline: Duration) -> bool {
-        self.program.shut_down();
-        self.program.wait_worker_threads(deadline)
+        self.instance.shut_down();
+        self.instance.wait_worker_threads(deadline)
     }
 
     /// Waits, at most `timeout`, until no worker thread of this instance is
@@ -137,58 +147,13 @@ impl MiniProgram {
     /// worker's thread ends at its guest's next interrupt check. Returns
     /// whether they are all gone.
     pub fn wait_worker_threads(&self, timeout: Duration) -> bool {
-        self.program.wait_worker_threads(timeout)
+        self.instance.wait_worker_threads(timeout)
     }
 }
 
 impl Drop for MiniProgram {
     fn drop(&mut self) {
-        self.program.shut_down();
-    }
-}
-
-/// An event of a worker, in the order it happened in the worker.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum WorkerEvent {
-    /// `worker.postMessage(value)`: the decoded copy ([`Message::to_json`] for JSON).
-    Message(Message),
-    /// A console call of the worker.
-    Console {
-        /// The console method.
-        level: ConsoleLevel,
-        /// The whole line: the arguments joined by spaces, as `run` prints it.
-        text: String,
-        /// Each argument, formatted (strings as they are, other values in a
-        /// readable JSON-like form).
-        args: Vec<String>,
-    },
-    /// An uncaught exception or unhandled rejection in the worker.
-    Error(JsError),
-    /// The worker was killed; no event follows.
-    Killed {
-        /// Why.
-        reason: KillReason,
-        /// A human-readable explanation.
-        message: String,
-    },
-}
-
-impl WorkerEvent {
-    fn from_event(event: Event) -> Result<WorkerEvent> {
-        Ok(match event {
-            Event::Message(_, Some(message)) => WorkerEvent::Message(message),
-            Event::Message(data, None) => {
-                WorkerEvent::Message(Message::decode(&data).map_err(|e| Error::Message(e.to_string()))?)
-            }
-            Event::Console(level, args) => WorkerEvent::Console {
-                level,
-                text: args.join(" "),
-                args,
-            },
-            Event::Error(e) => WorkerEvent::Error(e),
-            Event::Killed(reason, message) => WorkerEvent::Killed { reason, message },
-        })
+        self.instance.shut_down();
     }
 }
 
@@ -198,23 +163,32 @@ pub struct NextEvent<'a> {
 }
 
 impl std::future::Future for NextEvent<'_> {
-    type Output = Result<WorkerEvent>;
+    type Output = Result<Event>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let Worker { program, id, .. } = self.worker;
-        program.poll_from_worker(*id, cx).map(|event| match event {
-            Some(event) => WorkerEvent::from_event(event),
-            None => Err(program.ended_error(*id)),
-        })
+        self.worker.instance.poll_event(self.worker.id, cx)
+    }
+}
+
+/// The future of [`Worker::quiescent`].
+pub struct Quiescent<'a> {
+    worker: &'a Worker,
+}
+
+impl std::future::Future for Quiescent<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.worker.instance.poll_quiescent(self.worker.id, cx)
     }
 }
 
 /// A handle on a running worker, for a Rust main thread.
 pub struct Worker {
-    program: Arc<Program>,
+    instance: Arc<Instance>,
     id: u32,
     /// The worker's own message-size limit (its limits may differ from the instance's).
     message_limit: usize,
@@ -225,23 +199,29 @@ impl Worker {
     /// listeners. Fails with [`Error::Message`] past the message size limit
     /// and with [`Error::QueueFull`] while the worker's queue is full.
     pub fn post_message(&self, message: &Message) -> Result<()> {
-        let data = message
-            .encode(self.message_limit)
-            .map_err(|e| Error::Message(e.to_string()))?;
-        self.program.post_to_worker(self.id, data)
+        self.post_encoded(Encoded::from_message(message, self.message_limit)?)
+    }
+
+    /// `postMessage` of a message already encoded (checked against this
+    /// worker's message size limit).
+    pub fn post_encoded(&self, message: Encoded) -> Result<()> {
+        if message.bytes().len() > self.message_limit {
+            return Err(crate::error::MessageError::TooLarge {
+                limit: self.message_limit,
+            }
+            .into());
+        }
+        self.instance.post_to_worker(self.id, message)
     }
 
     /// `postMessage` of a JSON value.
     pub fn post_json(&self, value: &serde_json::Value) -> Result<()> {
-        self.post_message(&Message::from_json(value))
+        self.post_encoded(Encoded::from_json(value, self.message_limit)?)
     }
 
     /// The worker's next event, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<WorkerEvent>> {
-        self.program
-            .recv_from_worker(self.id, timeout)
-            .map(WorkerEvent::from_event)
-            .transpose()
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Event>> {
+        Ok(self.instance.recv(self.id, Instant::now().checked_add(timeout)))
     }
 
     /// The worker's next event, for async code (any executor, tokio
@@ -260,17 +240,29 @@ impl Worker {
         NextEvent { worker: self }
     }
 
+    /// Resolves once the worker is quiescent ([`Worker::is_quiescent`]),
+    /// for async code.
+    pub fn quiescent(&self) -> Quiescent<'_> {
+        Quiescent { worker: self }
+    }
+
     /// Whether the worker is quiescent (SPEC section 7): neither running nor
     /// holding a pending timer, no message queued toward it that it could
     /// take, and none of its events waiting to be received. A worker that
     /// ended is quiescent.
     pub fn is_quiescent(&self) -> bool {
-        self.program.worker_quiescent(self.id)
+        self.instance.worker_quiescent(self.id)
     }
 
     /// `terminate()`: stops the worker and frees the slot at once. Returns
     /// how many messages toward it were discarded. Idempotent.
     pub fn terminate(&self) -> usize {
-        self.program.terminate_worker(self.id)
+        self.instance.terminate_worker(self.id)
+    }
+
+    /// How the worker ended ([`Error::Terminated`] or [`Error::Killed`]),
+    /// meaningful once [`Worker::next_event`] reported the end.
+    pub fn ended(&self) -> Error {
+        self.instance.ended_error(self.id)
     }
 }

@@ -1,0 +1,256 @@
+//! The `miniworker` command line. It owns the process (flags, signals,
+//! logging, exit codes) and renders the library's events: `[main] ` lines
+//! for `run`, the JSON event stream for `run --json` and the stdio protocol.
+
+mod flags;
+mod line;
+mod stdio;
+mod text;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use clap::{Parser, Subcommand};
+use miniworker::{Event, EventSink, ExitStatus, MiniProgram, Project, RunControl, RunOptions, Runtime};
+
+use flags::LimitFlags;
+use line::{ExitReason, JsonOut, Line};
+
+/// Runs mini-program Worker JavaScript in a WebAssembly sandbox.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the project's app.js as the main thread until it is quiescent.
+    Run {
+        /// The mini-program project directory (the one with app.json).
+        project: PathBuf,
+        /// Stop after this many seconds (exit code 124).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        /// Print the JSON event stream (docs/events.md) on stdout instead of
+        /// `[main] ` lines and stderr diagnostics.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Runs one worker with stdin/stdout as its main thread: the JSON event
+    /// stream both ways (docs/events.md; no app.js needed).
+    Worker {
+        /// The mini-program project directory.
+        project: PathBuf,
+        /// The worker's entry file, project-relative (workers/request/index.js).
+        entry: String,
+        /// Stop after this many seconds (exit code 124).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Checks the project and reports every problem at once.
+    Check {
+        /// The mini-program project directory.
+        project: PathBuf,
+    },
+    /// Prints the JSON Schema of the event stream (docs/events.schema.json).
+    #[command(hide = true)]
+    Schema,
+}
+
+/// Exit code for a bad project or bad usage (SPEC section 7).
+const BAD: u8 = 2;
+
+/// Exit code when the host itself fails (EX_SOFTWARE).
+const HOST_ERROR: u8 = 70;
+
+/// How a command ended: its exit code and `exit` reason.
+type Outcome = (u8, ExitReason);
+
+/// The signal that stopped the process (0: none), for the exit code.
+static SIGNAL: AtomicU8 = AtomicU8::new(0);
+
+/// SIGINT and SIGTERM stop the run through `on_signal`; the exit code is
+/// 128 plus the signal's number.
+fn watch_signals(on_signal: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name("miniworker-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else {
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term)) =
+                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    return;
+                };
+                let code = tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                };
+                SIGNAL.store(code, Ordering::SeqCst);
+                on_signal();
+            });
+        });
+}
+
+/// The exit code and reason of a stop by signal.
+fn signal_outcome() -> Outcome {
+    (SIGNAL.load(Ordering::SeqCst).max(130), ExitReason::Signal)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RUST_LOG"))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let json_mode = {
+        let args: Vec<String> = std::env::args().collect();
+        args.get(1).is_some_and(|c| c == "worker")
+            || (args.get(1).is_some_and(|c| c == "run") && args.iter().any(|a| a == "--json"))
+    };
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            if json_mode {
+                JsonOut::new().exit(BAD, ExitReason::BadUsage);
+            }
+            return ExitCode::from(BAD);
+        }
+    };
+    let code = match cli.command {
+        Command::Check { project } => match Project::open(&project) {
+            Ok(_) => {
+                let _ = writeln!(std::io::stdout(), "{}: ok", project.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", project.display());
+                BAD
+            }
+        },
+        Command::Schema => {
+            let schema = Line::schema();
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            0
+        }
+        Command::Run {
+            project,
+            timeout,
+            json,
+            limits,
+        } => {
+            let out = json.then(JsonOut::new);
+            let (code, reason) = run(&project, timeout, &limits, out.clone());
+            if let Some(out) = out {
+                out.exit(code, reason);
+            }
+            code
+        }
+        Command::Worker {
+            project,
+            entry,
+            timeout,
+            limits,
+        } => {
+            let out = JsonOut::new();
+            let (code, reason) = stdio::worker(&project, &entry, timeout, &limits, &out);
+            out.exit(code, reason);
+            code
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Checks the flags, opens the project and creates the runtime.
+fn prepare(
+    project: &std::path::Path,
+    timeout: Option<f64>,
+    limits: &LimitFlags,
+) -> Result<(Project, Option<std::time::Duration>, miniworker::Limits, Runtime), Outcome> {
+    let usage = |e: String| {
+        eprintln!("miniworker: {e}");
+        (BAD, ExitReason::BadUsage)
+    };
+    let timeout = timeout
+        .map(|t| flags::seconds("--timeout", t))
+        .transpose()
+        .map_err(usage)?;
+    let limits = limits.limits().map_err(usage)?;
+    let loaded = Project::open(project).map_err(|e| {
+        eprintln!("{}: {e}", project.display());
+        (BAD, ExitReason::BadProject)
+    })?;
+    let runtime = Runtime::new().map_err(|e| {
+        eprintln!("miniworker: {e}");
+        (HOST_ERROR, ExitReason::HostError)
+    })?;
+    Ok((loaded, timeout, limits, runtime))
+}
+
+/// `miniworker run`.
+fn run(
+    project: &std::path::Path,
+    timeout: Option<f64>,
+    limits: &LimitFlags,
+    out: Option<JsonOut>,
+) -> Outcome {
+    let (loaded, timeout, limits, runtime) = match prepare(project, timeout, limits) {
+        Ok(ready) => ready,
+        Err(outcome) => return outcome,
+    };
+    let sink: Arc<dyn EventSink> = match out {
+        Some(out) => Arc::new(move |event: Event| match event {
+            Event::Ready { .. } => out.ready(),
+            event => {
+                if let Some(line) = Line::from_event(event) {
+                    out.line(line);
+                }
+            }
+        }),
+        None => Arc::new(text::render),
+    };
+    let control = RunControl::default();
+    let stopper = control.clone();
+    watch_signals(move || stopper.stop());
+    let options = RunOptions {
+        timeout,
+        limits,
+        control,
+    };
+    match MiniProgram::run(&runtime, loaded, &options, sink) {
+        Ok(report) => match report.status {
+            ExitStatus::Normal => (0, ExitReason::Quiescent),
+            ExitStatus::UncaughtError => (1, ExitReason::Uncaught),
+            ExitStatus::Killed(_) => (3, ExitReason::Killed),
+            ExitStatus::TimedOut => {
+                eprintln!("miniworker: --timeout reached");
+                (124, ExitReason::Timeout)
+            }
+            _ => signal_outcome(),
+        },
+        Err(e) => {
+            eprintln!("{}: {e}", project.display());
+            (BAD, ExitReason::BadProject)
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! One mini-program instance's shared state and what its threads do with
+//! it: the worker slot, the queues both ways, waking the thread that waits,
+//! and handing events to the embedder. It runs no guest itself: the worker
+//! lifecycle (`worker.rs`) and the JavaScript main thread (`main_thread.rs`)
+//! drive stores and call in here; the lock is never held while a guest runs.
+
+mod queues;
+mod signal;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use miniworker_project::Project;
+use wasmtime::Engine;
+
+pub(crate) use queues::MainJob;
+use queues::{Ended, Slot, State, queue_full};
+use signal::{Signal, relock};
+
+use crate::error::{Error, JsError, KillReason, Result, Toward};
+use crate::event::{Dropped, Event, EventSink, Source};
+use crate::limits::{HostUsage, Limits, Usage};
+use crate::message::Encoded;
+
+/// Where an instance's events go.
+pub(crate) enum Outlet {
+    /// A run of `app.js`: everything to the embedder's sink.
+    Sink(Arc<dyn EventSink>),
+    /// A Rust main thread: worker events queue for [`crate::Worker`]'s
+    /// receiving methods.
+    Receiver,
+}
+
+/// What a new worker's thread needs to start it.
+pub(crate) struct WorkerStart {
+    pub(crate) id: u32,
+    /// Its entry file, project-relative without a leading `/`.
+    pub(crate) path: String,
+    pub(crate) source: String,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) limits: Limits,
+}
+
+/// The next job of a worker's thread.
+pub(crate) enum WorkerJob {
+    /// Messages that are ready, in order (a batch, each its own turn).
+    Messages(Vec<Vec<u8>>),
+    Timer,
+    Stop,
+}
+
+/// Messages delivered to a worker in one call, at most (each is a turn of
+/// its own inside it).
+const BATCH: usize = 64;
+
+pub(crate) struct Instance {
+    pub(crate) project: Project,
+    /// The limits of the main thread, and the default of each worker.
+    pub(crate) limits: Limits,
+    /// To interrupt a guest: bumping the epoch makes each store check its
+    /// `stop` flag.
+    engine: Engine,
+    host_usage: Arc<HostUsage>,
+    outlet: Outlet,
+    state: Mutex<State>,
+    /// Wakes the main thread: a worker event, a worker going idle, a stop.
+    main_cv: Signal,
+    /// Wakes the worker: a message, a terminate.
+    worker_cv: Signal,
+    /// Tasks waiting (async) for a worker event; woken with `main_cv`.
+    main_wakers: Mutex<Vec<Waker>>,
+    /// Uncaught main-thread errors so far.
+    main_errors: AtomicU64,
+    /// Worker threads still running, with a condition variable to wait on.
+    worker_threads: Mutex<usize>,
+    worker_threads_cv: Condvar,
+}
+
+impl Instance {
+    /// A new instance, counted against the host's instance cap.
+    pub(crate) fn new(
+        engine: Engine,
+        host_usage: Arc<HostUsage>,
+        instance_cap: Option<usize>,
+        project: Project,
+        limits: Limits,
+        outlet: Outlet,
+    ) -> Result<Arc<Instance>> {
+        let live = host_usage.instances.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(cap) = instance_cap.filter(|cap| live > *cap) {
+            host_usage.instances.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::HostLimit { instances: cap });
+        }
+        Ok(Arc::new(Instance {
+            project,
+            limits,
+            engine,
+            host_usage,
+            outlet,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+            main_cv: Signal::default(),
+            worker_cv: Signal::default(),
+            main_wakers: Mutex::new(Vec::new()),
+            main_errors: AtomicU64::new(0),
+            worker_threads: Mutex::new(0),
+            worker_threads_cv: Condvar::new(),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        relock(&self.state)
+    }
+
+    /// Wakes the main thread, blocked or async; called with the lock held,
+    /// like every notification.
+    fn notify_main(&self, locked: &MutexGuard<'_, State>) {
+        self.main_cv.notify(locked);
+        for waker in std::mem::take(&mut *relock(&self.main_wakers)) {
+            waker.wake();
+        }
+    }
+
+    /// Makes every store whose `stop` flag is set stop at its next check.
+    pub(crate) fn interrupt(&self) {
+        self.engine.increment_epoch();
+    }
+
+    /// Hands `event` to the embedder: the sink of a run, or (a Rust main
+    /// thread has no sink for the host's own diagnostics) the log.
+    pub(crate) fn emit(&self, event: Event) {
+        match &self.outlet {
+            Outlet::Sink(sink) => sink.event(event),
+            Outlet::Receiver => tracing::info!(?event, "miniworker event"),
+        }
+    }
+
+    /// Reports the worker events a full queue refused, if any: queued for a
+    /// Rust main thread, returned for the caller to emit (after unlocking)
+    /// in a run.
+    fn report_dropped(&self, st: &mut State, id: u32) -> Option<Event> {
+        let count = std::mem::take(&mut st.dropped);
+        let event = (count > 0).then_some(Event::Dropped {
+            what: Dropped::WorkerEvents,
+            count,
+        })?;
+        match self.outlet {
+            Outlet::Receiver => {
+                st.push_to_main(id, event);
+                None
+            }
+            Outlet::Sink(_) => Some(event),
+        }
+    }
+
+    /// Emits a [`Event::Dropped`] for each count that is not zero.
+    fn emit_dropped(&self, counts: &[(Dropped, u64)]) {
+        for &(what, count) in counts {
+            if count > 0 {
+                self.emit(Event::Dropped { what, count });
+            }
+        }
+    }
+
+    // ---- the worker slot ------------------------------------------------------
+
+    /// `createWorker`: checks the path and the one-worker rule and takes the
+    /// slot; the caller starts the worker's thread.
+    pub(crate) fn reserve_worker(&self, script: &str, limits: Limits) -> Result<WorkerStart> {
+        let (path, source) = self.project.worker_script(script).map_err(Error::BadScript)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut st = self.lock();
+        if st.worker.is_some() {
+            return Err(Error::WorkerLimit);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.worker = Some(Slot::new(id, limits.clone(), stop.clone()));
+        *relock(&self.worker_threads) += 1;
+        Ok(WorkerStart {
+            id,
+            path,
+            source,
+            stop,
+            limits,
+        })
+    }
+
+    /// A worker's thread ended (or never started).
+    pub(crate) fn worker_thread_ended(&self, id: u32, started: bool) {
+        if !started {
+            let mut st = self.lock();
+            st.worker.take_if(|s| s.id == id);
+            self.notify_main(&st);
+        }
+        *relock(&self.worker_threads) -= 1;
+        self.worker_threads_cv.notify_all();
+    }
+
+    /// Records what worker `id`'s store uses ([`crate::Stats`]).
+    pub(crate) fn set_worker_usage(&self, id: u32, usage: Arc<Usage>) {
+        if let Some(slot) = self.lock().slot(id) {
+            slot.usage = Some(usage);
+        }
+    }
+
+    /// Waits until no worker thread of this instance runs, at most
+    /// `timeout`; whether none does.
+    pub(crate) fn wait_worker_threads(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut threads = relock(&self.worker_threads);
+        while *threads > 0 {
+            let left = match deadline {
+                Some(d) if d <= Instant::now() => return false,
+                Some(d) => d - Instant::now(),
+                None => Duration::from_secs(3600),
+            };
+            threads = match self.worker_threads_cv.wait_timeout(threads, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// Queues a message toward worker `id`.
+    pub(crate) fn post_to_worker(&self, id: u32, message: Encoded) -> Result<()> {
+        let mut st = self.lock();
+        st.post_to_worker(id, message)?;
+        self.worker_cv.notify(&st);
+        Ok(())
+    }
+
+    /// `terminate()`: frees the slot at once and stops the worker's guest,
+    /// even inside `while (true) {}`. Returns how many messages toward it
+    /// were discarded. Idempotent.
+    pub(crate) fn terminate_worker(&self, id: u32) -> usize {
+        let (discarded, dropped) = {
+            let mut st = self.lock();
+            let Some(slot) = st.worker.take_if(|s| s.id == id) else {
+                return 0;
+            };
+            slot.stop.store(true, Ordering::Release);
+            st.forget_worker_events(id);
+            let dropped = std::mem::take(&mut st.dropped);
+            st.ended = Some((id, Ended::Terminated));
+            st.discarded += slot.inbox.len() as u64;
+            self.worker_cv.notify(&st);
+            self.notify_main(&st);
+            (slot.inbox.len(), dropped)
+        };
+        self.interrupt();
+        self.emit_dropped(&[
+            (Dropped::WorkerEvents, dropped),
+            (Dropped::MessagesToWorker, discarded as u64),
+        ]);
+        discarded
+    }
+
+    /// Queues an event of worker `id` toward the main thread. A message
+    /// that does not fit is refused (back-pressure for the sender); a
+    /// console line or error that does not fit is dropped and counted.
+    /// Fails when that worker is no longer the live one.
+    pub(crate) fn push_from_worker(&self, id: u32, event: Event) -> Result<()> {
+        let mut st = self.lock();
+        let Some(limits) = st.slot(id).map(|s| s.limits.clone()) else {
+            return Err(st.ended_error(id));
+        };
+        let bytes = event.byte_len();
+        if let Some(limit) = queue_full(&limits, st.to_main.len(), st.to_main_bytes, bytes) {
+            if matches!(event, Event::Message(_)) {
+                return Err(Error::QueueFull {
+                    toward: Toward::Main,
+                    limit,
+                });
+            }
+            st.dropped += 1;
+            return Ok(());
+        }
+        let dropped = self.report_dropped(&mut st, id);
+        st.push_to_main(id, event);
+        self.notify_main(&st);
+        drop(st);
+        if let Some(event) = dropped {
+            self.emit(event);
+        }
+        Ok(())
+    }
+
+    /// A console line (or dropped-lines notice) of worker `id`: emitted at
+    /// once in a run (so it comes before anything the main thread does with
+    /// the worker's next message), queued for a Rust main thread.
+    pub(crate) fn worker_said(&self, id: u32, event: Event) {
+        match self.outlet {
+            Outlet::Receiver => {
+                // A terminated worker's last lines have nobody to go to.
+                let _ = self.push_from_worker(id, event);
+            }
+            Outlet::Sink(_) => {
+                if self.lock().slot(id).is_some() {
+                    self.emit(event);
+                }
+            }
+        }
+    }
+
+    /// An uncaught error of the JavaScript main thread.
+    pub(crate) fn main_uncaught(&self, error: JsError) {
+        self.main_errors.fetch_add(1, Ordering::Relaxed);
+        self.emit(Event::Error {
+            source: Source::Main,
+            error,
+        });
+    }
+
+    /// Uncaught main-thread errors so far.
+    pub(crate) fn main_errors(&self) -> u64 {
+        self.main_errors.load(Ordering::Relaxed)
+    }
+
+    /// Worker `id` was killed: the notice first (so no exit can come before
+    /// it), then the kill event, the last of the worker's, in its queue.
+    pub(crate) fn worker_killed(&self, id: u32, reason: KillReason, message: String) {
+        let dropped = {
+            let mut st = self.lock();
+            if st.slot(id).is_none() {
+                return; // terminated meanwhile: nothing more to say
+            }
+            std::mem::take(&mut st.dropped)
+        };
+        self.emit_dropped(&[(Dropped::WorkerEvents, dropped)]);
+        let notice = Event::Killed {
+            source: Source::Worker,
+            reason,
+            message: message.clone(),
+        };
+        match self.outlet {
+            Outlet::Sink(_) => self.emit(notice),
+            Outlet::Receiver => tracing::warn!(id, %reason, %message, "worker killed"),
+        }
+        let discarded = {
+            let mut st = self.lock();
+            let Some(slot) = st.worker.take_if(|s| s.id == id) else {
+                return;
+            };
+            st.discarded += slot.inbox.len() as u64;
+            st.ended = Some((id, Ended::Killed(reason)));
+            st.push_to_main(
+                id,
+                Event::Killed {
+                    source: Source::Worker,
+                    reason,
+                    message,
+                },
+            );
+            self.notify_main(&st);
+            slot.inbox.len() as u64
+        };
+        self.emit_dropped(&[(Dropped::MessagesToWorker, discarded)]);
+    }
+
+    /// Worker `id`'s entry file has run: a Rust main thread gets
+    /// [`Event::Ready`] (past the queue limits: it is small and once).
+    pub(crate) fn worker_started(&self, id: u32) {
+        if let Outlet::Receiver = self.outlet {
+            let mut st = self.lock();
+            if st.slot(id).is_some() {
+                st.push_to_main(
+                    id,
+                    Event::Ready {
+                        source: Source::Worker,
+                    },
+                );
+                self.notify_main(&st);
+            }
+        }
+    }
+
+    /// Records the state a worker turn ended with; the worker is idle until
+    /// its next job.
+    pub(crate) fn worker_turn_done(&self, id: u32, timer_due: Option<Instant>, listening: bool) {
+        let mut st = self.lock();
+        if let Some(slot) = st.slot(id) {
+            slot.busy = false;
+            slot.listening = listening;
+            slot.timer_due = timer_due;
+            self.notify_main(&st);
+        }
+    }
+
+    /// Waits for worker `id`'s next job: its due timer, or the messages
+    /// that became ready before it (when it has a listener), at most [`BATCH`].
+    pub(crate) fn next_worker_job(&self, id: u32) -> WorkerJob {
+        let mut st = self.lock();
+        loop {
+            let Some(slot) = st.slot(id) else {
+                return WorkerJob::Stop;
+            };
+            let now = Instant::now();
+            let timer_ready = slot.timer_due.filter(|due| *due <= now);
+            let message_first = slot
+                .inbox
+                .front()
+                .filter(|_| slot.listening)
+                .is_some_and(|(at, _)| timer_ready.is_none_or(|due| *at < due));
+            if message_first {
+                slot.busy = true;
+                let mut batch = Vec::new();
+                while let Some((at, message)) = slot.inbox.front() {
+                    if batch.len() == BATCH || timer_ready.is_some_and(|due| *at >= due) {
+                        break;
+                    }
+                    let len = message.bytes().len();
+                    let Some((_, message)) = slot.inbox.pop_front() else {
+                        break;
+                    };
+                    slot.inbox_bytes = slot.inbox_bytes.saturating_sub(len);
+                    batch.push(message.bytes().to_vec());
+                }
+                return WorkerJob::Messages(batch);
+            }
+            if timer_ready.is_some() {
+                slot.busy = true;
+                slot.timer_due = None;
+                return WorkerJob::Timer;
+            }
+            let deadline = slot.timer_due;
+            st = self.worker_cv.wait(&self.state, st, deadline);
+        }
+    }
+
+    // ---- the main thread's side ---------------------------------------------------
+
+    /// Waits for the JavaScript main thread's next job.
+    pub(crate) fn next_main_job(&self, listening: bool, timer_due: Option<Instant>) -> MainJob {
+        let mut st = self.lock();
+        loop {
+            match st.next_main_job(listening, timer_due) {
+                Ok(job) => return job,
+                Err(sleep) => {
+                    let deadline = sleep.and_then(|s| Instant::now().checked_add(s));
+                    st = self.main_cv.wait(&self.state, st, deadline);
+                }
+            }
+        }
+    }
+
+    /// Stops a run from outside (its deadline, a signal): the main thread
+    /// sees it at its next wait.
+    pub(crate) fn stop(&self) {
+        let mut st = self.lock();
+        st.stopped = true;
+        self.notify_main(&st);
+    }
+
+    /// Whether the run was stopped from outside.
+    pub(crate) fn stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
+    /// The next event of worker `id` for a Rust main thread, waiting until
+    /// `deadline` at most.
+    pub(crate) fn recv(&self, id: u32, deadline: Option<Instant>) -> Option<Event> {
+        let mut st = self.lock();
+        loop {
+            if let Some(event) = st.take_event_of(id) {
+                return Some(event);
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return None;
+            }
+            st = self.main_cv.wait(&self.state, st, deadline);
+        }
+    }
+
+    /// Polls for worker `id`'s next event: `Ready(Err(..))` once the worker
+    /// ended and all its events were taken.
+    pub(crate) fn poll_event(&self, id: u32, cx: &mut std::task::Context<'_>) -> Poll<Result<Event>> {
+        let mut st = self.lock();
+        if let Some(event) = st.take_event_of(id) {
+            return Poll::Ready(Ok(event));
+        }
+        if st.slot(id).is_none() {
+            return Poll::Ready(Err(st.ended_error(id)));
+        }
+        // Registered under the state lock: the next notification wakes it.
+        relock(&self.main_wakers).push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Polls until worker `id` is quiescent ([`Instance::worker_quiescent`]).
+    pub(crate) fn poll_quiescent(&self, id: u32, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let st = self.lock();
+        if quiescent(&st, id) {
+            return Poll::Ready(());
+        }
+        relock(&self.main_wakers).push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// See [`crate::Worker::is_quiescent`].
+    pub(crate) fn worker_quiescent(&self, id: u32) -> bool {
+        quiescent(&self.lock(), id)
+    }
+
+    /// How worker `id` ended, once it did.
+    pub(crate) fn ended_error(&self, id: u32) -> Error {
+        self.lock().ended_error(id)
+    }
+
+    /// Ends the instance: terminates the worker, discards and reports what
+    /// is left. Returns the messages discarded in all.
+    pub(crate) fn shut_down(&self) -> u64 {
+        let id = self.lock().worker.as_ref().map(|s| s.id);
+        if let Some(id) = id {
+            self.terminate_worker(id);
+        }
+        let (left, dropped, discarded) = {
+            let mut st = self.lock();
+            let left = st
+                .to_main
+                .iter()
+                .filter(|q| matches!(q.event, Event::Message(_)))
+                .count() as u64;
+            st.to_main.clear();
+            st.to_main_bytes = 0;
+            st.discarded += left;
+            (left, std::mem::take(&mut st.dropped), st.discarded)
+        };
+        self.emit_dropped(&[
+            (Dropped::WorkerEvents, dropped),
+            (Dropped::MessagesWithoutListener, left),
+        ]);
+        discarded
+    }
+
+    /// Messages discarded so far.
+    pub(crate) fn discarded(&self) -> u64 {
+        self.lock().discarded
+    }
+
+    /// See [`crate::MiniProgram::stats`].
+    pub(crate) fn stats(&self) -> crate::Stats {
+        let st = self.lock();
+        let slot = st.worker.as_ref();
+        let usage = slot.and_then(|s| s.usage.as_ref());
+        crate::Stats {
+            worker_memory_bytes: usage.map_or(0, |u| u.memory.load(Ordering::Relaxed)),
+            worker_cpu_time: Duration::from_nanos(usage.map_or(0, |u| u.cpu_nanos.load(Ordering::Relaxed))),
+            queued_to_worker: slot.map_or(0, |s| s.inbox.len()),
+            queued_to_worker_bytes: slot.map_or(0, |s| s.inbox_bytes),
+            queued_to_main: st.to_main.len(),
+            queued_to_main_bytes: st.to_main_bytes,
+            discarded_messages: st.discarded,
+        }
+    }
+}
+
+/// Worker `id` is neither running nor holding a timer or a message it
+/// could take, and none of its events waits to be received.
+fn quiescent(st: &State, id: u32) -> bool {
+    st.worker.as_ref().filter(|s| s.id == id).is_none_or(Slot::idle) && !st.to_main.iter().any(|q| q.id == id)
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.host_usage.instances.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,220 @@
+//! The state one mini-program's threads share, under its lock: the worker
+//! slot with its inbox, the queue of worker events toward the main thread,
+//! and their accounting against the queue limits. Plain data: waking
+//! threads and emitting events is `Instance`'s job.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, KillReason, QueueLimit, Toward};
+use crate::event::Event;
+use crate::limits::{Limits, Usage};
+use crate::message::Encoded;
+
+/// An event of worker `id` on its way to the main thread.
+pub(crate) struct Queued {
+    pub(crate) id: u32,
+    /// When it became ready (turn order against the main thread's timers).
+    pub(crate) at: Instant,
+    pub(crate) event: Event,
+}
+
+/// How a worker ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ended {
+    Terminated,
+    Killed(KillReason),
+}
+
+impl Ended {
+    pub(crate) fn error(self) -> Error {
+        match self {
+            Ended::Terminated => Error::Terminated,
+            Ended::Killed(reason) => Error::Killed(reason),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) next_id: u32,
+    pub(crate) worker: Option<Slot>,
+    /// Worker events toward the main thread, in the order they happened.
+    pub(crate) to_main: VecDeque<Queued>,
+    /// Bytes the host keeps for the events in `to_main`.
+    pub(crate) to_main_bytes: usize,
+    /// Worker console lines and errors refused by a full `to_main`, not
+    /// reported yet.
+    pub(crate) dropped: u64,
+    /// The last worker that ended, and how (for `post_to_worker` after it).
+    pub(crate) ended: Option<(u32, Ended)>,
+    /// Messages discarded so far (toward a worker that ended, or left
+    /// without a listener at exit).
+    pub(crate) discarded: u64,
+    /// The run was stopped from outside (deadline, cancel).
+    pub(crate) stopped: bool,
+}
+
+/// The one live worker.
+pub(crate) struct Slot {
+    pub(crate) id: u32,
+    /// Its limits; the queue limits hold in both directions.
+    pub(crate) limits: Limits,
+    pub(crate) inbox: VecDeque<(Instant, Encoded)>,
+    /// Bytes of the messages in `inbox`.
+    pub(crate) inbox_bytes: usize,
+    pub(crate) listening: bool,
+    /// Running a turn (or not started yet).
+    pub(crate) busy: bool,
+    pub(crate) timer_due: Option<Instant>,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// What its store uses (set once the store exists).
+    pub(crate) usage: Option<Arc<Usage>>,
+}
+
+impl Slot {
+    pub(crate) fn new(id: u32, limits: Limits, stop: Arc<AtomicBool>) -> Slot {
+        Slot {
+            id,
+            limits,
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            listening: false,
+            busy: true,
+            timer_due: None,
+            stop,
+            usage: None,
+        }
+    }
+
+    /// Neither running, nor holding a timer, nor a message it could take.
+    pub(crate) fn idle(&self) -> bool {
+        !self.busy && self.timer_due.is_none() && (self.inbox.is_empty() || !self.listening)
+    }
+}
+
+/// The limit a queue holding `count` entries of `bytes` bytes would pass by
+/// taking one of `adding` bytes under `limits`, if any.
+pub(crate) fn queue_full(limits: &Limits, count: usize, bytes: usize, adding: usize) -> Option<QueueLimit> {
+    if count >= limits.queue_message_count() {
+        Some(QueueLimit::Messages(limits.queue_message_count()))
+    } else if bytes.saturating_add(adding) > limits.queue_byte_count() {
+        Some(QueueLimit::Bytes(limits.queue_byte_count()))
+    } else {
+        None
+    }
+}
+
+/// What the JavaScript main thread does next.
+pub(crate) enum MainJob {
+    Event(u32, Event),
+    Timer,
+    Quiescent,
+    Stopped,
+}
+
+impl State {
+    /// How worker `id` ended (terminated when unknown).
+    pub(crate) fn ended_error(&self, id: u32) -> Error {
+        match self.ended {
+            Some((ended, how)) if ended == id => how.error(),
+            _ => Error::Terminated,
+        }
+    }
+
+    /// The live worker, if it is `id`.
+    pub(crate) fn slot(&mut self, id: u32) -> Option<&mut Slot> {
+        self.worker.as_mut().filter(|s| s.id == id)
+    }
+
+    /// Queues `message` toward worker `id`.
+    pub(crate) fn post_to_worker(&mut self, id: u32, message: Encoded) -> Result<(), Error> {
+        let Some(slot) = self.slot(id) else {
+            return Err(self.ended_error(id));
+        };
+        let len = message.bytes().len();
+        if let Some(limit) = queue_full(&slot.limits, slot.inbox.len(), slot.inbox_bytes, len) {
+            return Err(Error::QueueFull {
+                toward: Toward::Worker,
+                limit,
+            });
+        }
+        slot.inbox_bytes += len;
+        slot.inbox.push_back((Instant::now(), message));
+        Ok(())
+    }
+
+    /// Queues an event toward the main thread, past the limits (kills and
+    /// dropped counts: small, and never refused).
+    pub(crate) fn push_to_main(&mut self, id: u32, event: Event) {
+        self.to_main_bytes += event.byte_len();
+        self.to_main.push_back(Queued {
+            id,
+            at: Instant::now(),
+            event,
+        });
+    }
+
+    /// Takes the event at `index` of `to_main`.
+    pub(crate) fn take_to_main(&mut self, index: usize) -> Option<Queued> {
+        let taken = self.to_main.remove(index)?;
+        self.to_main_bytes = self.to_main_bytes.saturating_sub(taken.event.byte_len());
+        Some(taken)
+    }
+
+    /// Takes the oldest event of worker `id`.
+    pub(crate) fn take_event_of(&mut self, id: u32) -> Option<Event> {
+        let i = self.to_main.iter().position(|q| q.id == id)?;
+        self.take_to_main(i).map(|q| q.event)
+    }
+
+    /// Drops every event of worker `id` from `to_main`.
+    pub(crate) fn forget_worker_events(&mut self, id: u32) {
+        self.to_main.retain(|q| q.id != id);
+        self.to_main_bytes = self.to_main.iter().map(|q| q.event.byte_len()).sum();
+    }
+
+    /// The first event the JavaScript main thread can take: a message
+    /// waits for an `onMessage` listener and holds back later messages
+    /// only; errors and kills behind it go to their own listeners.
+    fn deliverable(&self, listening: bool) -> Option<usize> {
+        if listening {
+            return (!self.to_main.is_empty()).then_some(0);
+        }
+        self.to_main
+            .iter()
+            .position(|q| !matches!(q.event, Event::Message(_)))
+    }
+
+    /// The JavaScript main thread's next job, or how long it may sleep:
+    /// a deliverable worker event or a due timer, in the order they became
+    /// ready; or quiescence, or the stop.
+    pub(crate) fn next_main_job(
+        &mut self,
+        listening: bool,
+        timer_due: Option<Instant>,
+    ) -> Result<MainJob, Option<Duration>> {
+        if self.stopped {
+            return Ok(MainJob::Stopped);
+        }
+        let now = Instant::now();
+        let event = self.deliverable(listening);
+        let timer_ready = timer_due.filter(|due| *due <= now);
+        match (event, timer_ready) {
+            (Some(i), Some(due)) if due <= self.to_main[i].at => return Ok(MainJob::Timer),
+            (Some(i), _) => {
+                if let Some(q) = self.take_to_main(i) {
+                    return Ok(MainJob::Event(q.id, q.event));
+                }
+            }
+            (None, Some(_)) => return Ok(MainJob::Timer),
+            (None, None) => {}
+        }
+        if timer_due.is_none() && self.worker.as_ref().is_none_or(Slot::idle) {
+            return Ok(MainJob::Quiescent);
+        }
+        Err(timer_due.map(|due| due.saturating_duration_since(now)))
+    }
+}
