@@ -14,11 +14,11 @@ fn workers_can_be_driven_from_tokio() {
     let worker = program.create_worker("workers/echo.js").unwrap();
     let tokio = tokio::runtime::Builder::new_current_thread().build().unwrap();
     tokio.block_on(async {
-        // The entry file posts "ready"; then its turn ends.
-        let ready = worker.next_event().await.unwrap();
-        assert!(matches!(ready, Event::Message(_)), "{ready:?}");
         let started = worker.next_event().await.unwrap();
         assert!(matches!(started, Event::Ready { .. }), "{started:?}");
+        // The entry file posts "ready".
+        let ready = worker.next_event().await.unwrap();
+        assert!(matches!(ready, Event::Message(_)), "{ready:?}");
         worker.post_json(&json!({ "n": 1 })).unwrap();
         let Event::Message(reply) = worker.next_event().await.unwrap() else {
             panic!("expected the echo")

@@ -9,6 +9,7 @@ mod component;
 mod embedding;
 mod imports;
 mod limits;
+mod lossless;
 mod messaging;
 mod modules;
 mod project;

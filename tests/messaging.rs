@@ -227,22 +227,20 @@ fn worker_console_lines_are_events_in_library_mode() {
     for _ in 0..7 {
         seen.push(chatty.recv_timeout(crate::common::PATIENCE).unwrap().unwrap());
     }
-    // Everything the entry file did, then `Ready`.
-    let mut expect: Vec<Event> = (1..=3)
-        .flat_map(|i| {
-            [
-                Event::Console {
-                    source: miniworker::Source::Worker,
-                    level: miniworker::ConsoleLevel::Log,
-                    args: vec![format!("worker sends {i}")],
-                },
-                Event::Message(miniworker::Encoded::from_json(&json!(i), 16).unwrap()),
-            ]
-        })
-        .collect();
-    expect.push(Event::Ready {
+    // `Ready`, then everything the entry file did.
+    let mut expect = vec![Event::Ready {
         source: miniworker::Source::Worker,
-    });
+    }];
+    expect.extend((1..=3).flat_map(|i| {
+        [
+            Event::Console {
+                source: miniworker::Source::Worker,
+                level: miniworker::ConsoleLevel::Log,
+                args: vec![format!("worker sends {i}")],
+            },
+            Event::Message(miniworker::Encoded::from_json(&json!(i), 16).unwrap()),
+        ]
+    }));
     assert_eq!(seen, expect);
 }
 

@@ -4,7 +4,6 @@
 //! schema`). `run --json`, the stdio protocol and the server all write it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use miniworker::{ConsoleLevel, Dropped, Event, KillReason, Source};
 use schemars::JsonSchema;
@@ -64,7 +63,7 @@ pub enum ExitReason {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Line {
-    /// First line, once the entry file has run.
+    /// First line: the context is up and its entry file starts running.
     Ready {
         /// The protocol version (1).
         protocol: u32,
@@ -274,72 +273,36 @@ impl From<Dropped> for What {
     }
 }
 
-/// The one writer of the stream: one line per call on stdout, whole lines
-/// only (threads share it). Until `ready` is written, other lines wait, so
-/// `ready` is always first.
-#[derive(Clone)]
-pub struct JsonOut {
-    inner: Arc<Mutex<OutState>>,
-}
-
-struct OutState {
-    ready: bool,
-    held: Vec<Line>,
-}
+/// The one writer of the stream: whole lines on stdout, threads sharing it.
+#[derive(Clone, Copy, Default)]
+pub struct JsonOut;
 
 impl JsonOut {
-    /// A writer that holds lines until [`JsonOut::ready`].
-    pub fn new() -> JsonOut {
-        JsonOut {
-            inner: Arc::new(Mutex::new(OutState {
-                ready: false,
-                held: Vec::new(),
-            })),
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, OutState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Writes one line (or holds it until `ready`).
+    /// Writes one line.
     pub fn line(&self, line: Line) {
-        let mut st = self.state();
-        if st.ready {
-            write(&[line]);
-        } else {
-            st.held.push(line);
-        }
+        write(&[line]);
     }
 
-    /// Writes `ready`, then the lines held back.
+    /// Writes `ready` (the library's [`Event::Ready`] comes first).
     pub fn ready(&self) {
-        let mut st = self.state();
-        if !st.ready {
-            st.ready = true;
-            let mut lines = vec![Line::Ready { protocol: PROTOCOL }];
-            lines.append(&mut st.held);
-            write(&lines);
-        }
+        self.line(Line::Ready { protocol: PROTOCOL });
     }
 
-    /// Writes the last line, `exit` (after whatever was held back).
+    /// Writes the last line, `exit`.
     pub fn exit(&self, code: u8, reason: ExitReason) {
-        let mut st = self.state();
-        let mut lines = std::mem::take(&mut st.held);
-        lines.push(Line::Exit { code, reason });
-        write(&lines);
+        self.line(Line::Exit { code, reason });
     }
 }
 
+/// Writes whole lines straight to stdout (a message's text is not copied
+/// again: it can be tens of megabytes).
 fn write(lines: &[Line]) {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     for line in lines {
         // Serializing these types cannot fail; a closed stdout leaves
         // nobody to tell, and the run still ends normally.
-        if let Ok(text) = serde_json::to_string(line) {
-            let _ = writeln!(out, "{text}");
-        }
+        let _ = serde_json::to_writer(&mut out, line);
+        let _ = out.write_all(b"\n");
     }
     let _ = out.flush();
 }

@@ -128,7 +128,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS; // --help, --version
             }
             if json_mode {
-                JsonOut::new().exit(BAD, ExitReason::BadUsage);
+                JsonOut.exit(BAD, ExitReason::BadUsage);
             }
             return ExitCode::from(BAD);
         }
@@ -159,8 +159,8 @@ fn main() -> ExitCode {
             json,
             limits,
         } => {
-            let out = json.then(JsonOut::new);
-            let (code, reason) = run(&project, timeout, &limits, out.clone());
+            let out = json.then_some(JsonOut);
+            let (code, reason) = run(&project, timeout, &limits, out);
             if let Some(out) = out {
                 out.exit(code, reason);
             }
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
             timeout,
             limits,
         } => {
-            let out = JsonOut::new();
+            let out = JsonOut;
             let (code, reason) = stdio::worker(&project, &entry, timeout, &limits, &out);
             out.exit(code, reason);
             code

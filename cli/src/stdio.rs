@@ -51,6 +51,8 @@ pub fn worker(
         return (HOST_ERROR, ExitReason::HostError);
     };
     let outcome = rt.block_on(serve(&worker, out, deadline, max_line));
+    // The stdin reader may be blocked in a read that never returns: leave it.
+    rt.shutdown_background();
     let discarded = worker.terminate() as u64;
     if discarded > 0 {
         out.line(Line::Dropped {

@@ -47,7 +47,7 @@ fn dropped_text(what: Dropped) -> &'static str {
         Dropped::WorkerEvents => {
             "worker console lines or errors dropped: the queue toward the main thread was full"
         }
-        Dropped::MessagesToWorker => "messages queued toward the worker were discarded when it ended",
-        _ => "messages that waited for an onMessage listener were discarded at exit",
+        Dropped::MessagesToWorker => "message(s) queued toward the worker discarded when it ended",
+        _ => "message(s) waiting for an onMessage listener discarded at exit",
     }
 }

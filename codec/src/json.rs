@@ -100,10 +100,19 @@ pub fn write_json(bytes: &[u8], limit: usize) -> Result<String, JsonError> {
         }
     }
 
-    let mut out = Out {
-        text: String::new(),
-        limit,
-    };
+    // Measure, then write into a string of exactly that size: a text of
+    // tens of megabytes is allocated once, never doubled while it grows.
+    let len = emit(bytes, &buffers, &offsets, Out::measure(limit))?.len;
+    Ok(emit(bytes, &buffers, &offsets, Out::write(len))?.text)
+}
+
+/// The JSON text of the message, into `out` (the second pass).
+fn emit(
+    bytes: &[u8],
+    buffers: &std::collections::HashMap<u64, &[u8]>,
+    offsets: &[u32],
+    mut out: Out,
+) -> Result<Out, JsonError> {
     let mut readers = vec![Tokens::new(bytes)?];
     let mut stack: Vec<Frame<'_>> = Vec::new();
     while let Some(reader) = readers.last_mut() {
@@ -201,21 +210,45 @@ pub fn write_json(bytes: &[u8], limit: usize) -> Result<String, JsonError> {
             _ => out.push("{}")?,
         }
     }
-    Ok(out.text)
+    Ok(out)
 }
 
-/// The text being written, within its limit.
+/// The text being written (or only measured), within its limit.
 struct Out {
     text: String,
+    /// Bytes written (or measured) so far.
+    len: usize,
     limit: usize,
+    measuring: bool,
 }
 
 impl Out {
+    fn measure(limit: usize) -> Out {
+        Out {
+            text: String::new(),
+            len: 0,
+            limit,
+            measuring: true,
+        }
+    }
+
+    fn write(len: usize) -> Out {
+        Out {
+            text: String::with_capacity(len),
+            len: 0,
+            limit: len,
+            measuring: false,
+        }
+    }
+
     fn push(&mut self, s: &str) -> Result<(), JsonError> {
-        if self.text.len() + s.len() > self.limit {
+        if self.len + s.len() > self.limit {
             return Err(JsonError::TooLarge { limit: self.limit });
         }
-        self.text.push_str(s);
+        self.len += s.len();
+        if !self.measuring {
+            self.text.push_str(s);
+        }
         Ok(())
     }
 
@@ -312,10 +345,8 @@ impl Out {
                         ViewKind::Float64 => f64::from_le_bytes(a),
                         _ => f64::NAN,
                     };
-                    let mut out = Out {
-                        text: String::new(),
-                        limit: usize::MAX,
-                    };
+                    let mut out = Out::write(0);
+                    out.limit = usize::MAX;
                     out.number(n)?;
                     out.text
                 }

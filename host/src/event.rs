@@ -87,8 +87,8 @@ impl Dropped {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A context's entry file has run (its first turn ended): the first
-    /// event of a worker for a Rust main thread; of `app.js` in a run.
+    /// A context is up and its entry file starts running: the first event
+    /// of a worker for a Rust main thread, and of a run (`app.js`).
     Ready {
         /// Which context.
         source: Source,

@@ -195,11 +195,11 @@ fn turns(
         timer_due: None,
         listening: false,
     };
+    instance.emit(Event::Ready { source: Source::Main });
     let state = turn(runtime, &mut store, |s| {
         entry.call_start(s, "/app.js", source, limits)
     })?
     .map_err(wasmtime::Error::msg)?;
-    instance.emit(Event::Ready { source: Source::Main });
     main.update(&state);
     for hook in [AppHook::OnLaunch, AppHook::OnShow] {
         main.update(&turn(runtime, &mut store, |s| {

@@ -66,10 +66,10 @@ fn turns(runtime: &RuntimeInner, instance: &Arc<Instance>, start: WorkerStart) -
     let events = guest.miniworker_sandbox_worker_events();
     let limits = store.data().guest_limits();
     let filename = format!("/{path}");
+    instance.worker_started(id);
     let state = runtime
         .turn(&mut store, |s| entry.call_start(s, &filename, &source, limits))?
         .map_err(wasmtime::Error::msg)?;
-    instance.worker_started(id);
     instance.worker_turn_done(id, timer_due(&state), state.listening);
     loop {
         let state = match instance.next_worker_job(id) {

@@ -9,7 +9,7 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use javy::quickjs::object::Property;
+use javy::quickjs::object::{Filter, Property};
 use javy::quickjs::{
     self, Array, ArrayBuffer, Atom, Ctx, Exception, Function, Object, Persistent, Type, TypedArray, Value,
     qjs,
@@ -129,6 +129,9 @@ enum Frame<'js> {
     Props(Object<'js>, Vec<Atom<'js>>, usize),
     /// An array's elements (length-prefixed, no END).
     Elems(Object<'js>, u32, u32),
+    /// A sparse array's elements from index `.4` on: its own indexes in
+    /// order (`.2`, next at `.3`), holes between them written in runs.
+    Sparse(Object<'js>, u32, Vec<u32>, usize, u32),
     /// A Map's flattened entries or a Set's values; END after them.
     List(Array<'js>, usize, usize),
 }
@@ -136,6 +139,8 @@ enum Frame<'js> {
 /// What the innermost frame yields next.
 enum Next<'js> {
     Done,
+    /// This many holes in a row.
+    Holes(u32),
     End,
     Value(Value<'js>),
     Hole,
@@ -192,7 +197,42 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
                         let idx = *i;
                         *i += 1;
                         let v: Value = obj.get(idx)?;
-                        if (v.is_undefined() && !obj.contains_key(idx)?) || is_skipped(&v) {
+                        if v.is_undefined() && !obj.contains_key(idx)? {
+                            // A hole with many elements left: read the array's
+                            // own indexes once instead of probing each slot.
+                            if *len - *i >= SPARSE_RUN {
+                                let (obj, len, from) = (obj.clone(), *len, *i);
+                                let mut indexes: Vec<u32> = obj
+                                    .own_keys::<String>(Filter::new().string())
+                                    .filter_map(|k| k.ok()?.parse().ok())
+                                    .filter(|n| *n >= from && *n < len)
+                                    .collect();
+                                indexes.sort_unstable();
+                                if let Some(top) = enc.stack.last_mut() {
+                                    *top = Frame::Sparse(obj, len, indexes, 0, from);
+                                }
+                            }
+                            Next::Hole
+                        } else if is_skipped(&v) {
+                            Next::Hole
+                        } else {
+                            Next::Value(v)
+                        }
+                    }
+                }
+                Some(Frame::Sparse(obj, len, indexes, k, i)) => {
+                    let next = indexes.get(*k).copied().unwrap_or(*len);
+                    if *i == *len {
+                        Next::Done
+                    } else if next > *i {
+                        let run = next - *i;
+                        *i = next;
+                        Next::Holes(run)
+                    } else {
+                        *k += 1;
+                        *i += 1;
+                        let v: Value = obj.get(next)?;
+                        if is_skipped(&v) {
                             Next::Hole
                         } else {
                             Next::Value(v)
@@ -217,6 +257,16 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
                     enc.w.tag(tag::END).map_err(|e| too_large(ctx, e))?;
                 }
                 Next::Hole => enc.w.tag(tag::HOLE).map_err(|e| too_large(ctx, e))?,
+                Next::Holes(n) => {
+                    const HOLES: [u8; 4096] = [tag::HOLE; 4096];
+                    fits(ctx, enc.w.room_for(n as u64))?;
+                    let mut left = n as usize;
+                    while left > 0 {
+                        let chunk = left.min(HOLES.len());
+                        fits(ctx, enc.w.bytes(&HOLES[..chunk]))?;
+                        left -= chunk;
+                    }
+                }
                 Next::Prop(key, v) => {
                     // Function- and symbol-valued properties are left out (SPEC section 4).
                     if !is_skipped(&v) {
@@ -235,6 +285,9 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
         Ok(enc.w.finish())
     })
 }
+
+/// Elements left after a hole past which an array is read as sparse.
+const SPARSE_RUN: u32 = 1024;
 
 /// Functions and symbols: left out as properties, refused elsewhere.
 fn is_skipped(v: &Value<'_>) -> bool {

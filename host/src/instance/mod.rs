@@ -363,8 +363,9 @@ impl Instance {
         self.emit_dropped(&[(Dropped::MessagesToWorker, discarded)]);
     }
 
-    /// Worker `id`'s entry file has run: a Rust main thread gets
-    /// [`Event::Ready`] (past the queue limits: it is small and once).
+    /// Worker `id`'s context is up and its entry file starts: a Rust main
+    /// thread gets [`Event::Ready`] first (past the queue limits: it is
+    /// small and once).
     pub(crate) fn worker_started(&self, id: u32) {
         if let Outlet::Receiver = self.outlet {
             let mut st = self.lock();
@@ -382,13 +383,19 @@ impl Instance {
 
     /// Records the state a worker turn ended with; the worker is idle until
     /// its next job.
+    /// The worker events its turn had refused are reported now, at the
+    /// latest (SPEC section 5: nothing is lost silently).
     pub(crate) fn worker_turn_done(&self, id: u32, timer_due: Option<Instant>, listening: bool) {
         let mut st = self.lock();
-        if let Some(slot) = st.slot(id) {
-            slot.busy = false;
-            slot.listening = listening;
-            slot.timer_due = timer_due;
-            self.notify_main(&st);
+        let Some(slot) = st.slot(id) else { return };
+        slot.busy = false;
+        slot.listening = listening;
+        slot.timer_due = timer_due;
+        let dropped = self.report_dropped(&mut st, id);
+        self.notify_main(&st);
+        drop(st);
+        if let Some(event) = dropped {
+            self.emit(event);
         }
     }
 
