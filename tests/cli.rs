@@ -279,3 +279,43 @@ fn run_json_gives_events_as_json_lines_and_the_exit_code_last() {
         [json!({ "type": "exit", "code": 2, "reason": "bad-project" })]
     );
 }
+
+#[test]
+fn the_published_schema_is_the_one_generated_from_the_event_type() {
+    let out = miniworker(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.schema.json");
+    let committed = std::fs::read_to_string(path).unwrap();
+    // Regenerate with: miniworker schema > docs/events.schema.json
+    assert!(stdout(&out) == committed, "docs/events.schema.json is stale");
+}
+
+#[test]
+fn a_usage_error_in_a_json_mode_still_ends_with_the_exit_line() {
+    for args in [
+        &["run", "--json", "--timeout", "1e300", "x"][..],
+        &["run", "--json", "--cpu-time", "1.8e19", "x"][..],
+        &["run", "--json", "--no-such-flag", "x"][..],
+        &["worker", "x"][..],
+    ] {
+        let out = miniworker(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let lines = crate::common::event_lines(&out.stdout);
+        assert_eq!(
+            lines,
+            [serde_json::json!({ "type": "exit", "code": 2, "reason": "bad-usage" })],
+            "{args:?}"
+        );
+        assert!(!stderr(&out).is_empty());
+    }
+    // Out of range without --json: exit 2 with a message, never a panic.
+    for flag in ["--timeout", "--cpu-time"] {
+        for value in ["1e300", "1.8e19", "-1", "nan"] {
+            let path = fixture("basic");
+            let arg = format!("{flag}={value}");
+            let out = miniworker(&["run", &arg, path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
+            assert!(stderr(&out).contains(flag), "{flag} {value}: {}", stderr(&out));
+        }
+    }
+}

@@ -9,14 +9,18 @@ use miniworker::Limits;
 static DEFAULTS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(Limits::default);
 
 /// A number of seconds as a duration; a value that is not a finite,
-/// non-negative number a `Duration` can hold is refused.
+/// non-negative number, or too large to count from now on this platform
+/// (`Instant` + it overflows), is refused.
 pub fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
     if !(value.is_finite() && value >= 0.0) {
         return Err(format!(
             "{flag} takes a non-negative number of seconds, not {value}"
         ));
     }
-    Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} {value} is too large a duration"))
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| std::time::Instant::now().checked_add(*d).is_some())
+        .ok_or_else(|| format!("{flag} {value} is too large a duration"))
 }
 
 /// The limits of SPEC section 5, for each context (main thread and worker).
