@@ -16,7 +16,7 @@ type MiniworkerCloneable =
  * Why a worker was killed. The limits, per context (defaults; a host can
  * change them):
  * - `memory`: 64 MiB of linear memory;
- * - `cpu-time`: 5 s of the thread's CPU time in one turn;
+ * - `cpu-time`: 60 s of the thread's CPU time in one turn;
  * - `stack`: a WebAssembly stack overflow despite QuickJS's own 512 KiB
  *   stack check (deeper recursion normally throws a catchable `RangeError`);
  * - `test`: `worker.testOnProcessKilled()`;

@@ -1,6 +1,6 @@
 'use strict';
 // A small Node.js client of `miniworker worker` (the stdio protocol,
-// docs/stdio-protocol.md): start a worker, post messages, read its events.
+// docs/events.md): start a worker, post messages, read its events.
 //
 //   node miniworker_client.js MINIWORKER PROJECT ENTRY
 //

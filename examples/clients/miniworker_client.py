@@ -1,5 +1,5 @@
 """A small Python client of `miniworker worker` (the stdio protocol,
-docs/stdio-protocol.md): start a worker, post messages, read its events.
+docs/events.md): start a worker, post messages, read its events.
 
     python3 miniworker_client.py MINIWORKER PROJECT ENTRY
 
