@@ -161,6 +161,9 @@ fn require_cannot_leave_the_workers_directory() {
     assert_eq!(unsafe { libc_mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let big = std::fs::File::create(workers.join("big.js")).unwrap();
     big.set_len(17 << 20).unwrap();
+    // A hard link to a file outside the workers directory (to /etc it would
+    // cross devices here; the attack is the same).
+    std::fs::hard_link(dir.path().join("app.js"), workers.join("hard.js")).unwrap();
 
     let program = MiniProgram::new(runtime(), project).unwrap();
     for planted in [
@@ -168,6 +171,7 @@ fn require_cannot_leave_the_workers_directory() {
         "workers/big.js",
         "workers/link.js",
         "workers/dir.js",
+        "workers/hard.js",
     ] {
         match program.create_worker(planted) {
             Err(miniworker::Error::BadScript(why)) => assert!(why.contains(planted), "{why}"),
@@ -198,6 +202,7 @@ fn require_cannot_leave_the_workers_directory() {
         ("workers.js", "workers"),
         ("../app.js", "./deep/../../../app.js"),
         ("workers/big.js", "./big.js"),
+        ("workers/hard.js", "./hard.js"),
     ];
     let expected: Vec<String> = expected.iter().map(|(id, r)| not_defined(id, r)).collect();
     assert_eq!(got, json!(expected));

@@ -154,3 +154,56 @@ fn only_regular_js_files_may_be_in_the_workers_directory() {
         ]
     );
 }
+
+#[test]
+fn a_file_with_more_than_one_hard_link_is_refused_at_check_time() {
+    let dir = scratch(
+        r#"{"workers": "workers"}"#,
+        &[("workers/a.js", ""), ("outside.js", "secret")],
+    );
+    fs::hard_link(dir.path().join("outside.js"), dir.path().join("workers/leak.js")).unwrap();
+    assert_eq!(
+        problems(dir.path()),
+        [
+            "workers/leak.js: a file with more than one hard link (only regular .js files may be in the workers directory)"
+        ]
+    );
+}
+
+#[test]
+fn a_file_named_with_bytes_that_are_not_utf8_is_named_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch(r#"{"workers": "workers"}"#, &[("workers/a.js", "")]);
+    let name = std::ffi::OsStr::from_bytes(b"bad\xff.js");
+    fs::write(dir.path().join("workers").join(name), "").unwrap();
+    assert_eq!(
+        problems(dir.path()),
+        ["workers/bad\\xff.js: a name that is not UTF-8"]
+    );
+}
+
+#[test]
+fn thousands_of_directories_are_scanned_within_a_small_descriptor_limit() {
+    let dir = scratch(r#"{"workers": "workers"}"#, &[("workers/a.js", "")]);
+    for i in 0..2000 {
+        let sub = dir.path().join(format!("workers/d{i:04}"));
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("x.js"), "").unwrap();
+    }
+    // The scan runs in a child whose descriptor limit is far below 2,000.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec \"$0\" check {}",
+            dir.path().display()
+        ))
+        .arg(env!("CARGO_BIN_EXE_miniworker"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -209,11 +209,14 @@ fn read_workers_field(root: &Dir) -> Result<String, String> {
 }
 
 /// Lists every entry under the workers directory that is not a regular `.js`
-/// file of at most 16 MiB. Iterative, so no directory depth recurses.
+/// file of at most 16 MiB with one link. Iterative, so no directory depth
+/// recurses; a directory is opened only when its turn comes, so any number
+/// of them is scanned with one descriptor open per level at most.
 fn scan_workers(dir: &Dir, workers: &str, problems: &mut Vec<String>) {
-    let mut pending = vec![(dir.try_clone(), workers.to_string())];
-    while let Some((dir, rel)) = pending.pop() {
-        let dir = match dir {
+    // Directories still to scan: path below `dir` ("" for itself), as shown.
+    let mut pending = vec![(String::new(), workers.to_string())];
+    while let Some((below, rel)) = pending.pop() {
+        let dir = match resolve::open_dir(dir, &below) {
             Ok(d) => d,
             Err(e) => {
                 problems.push(format!("{rel}: cannot open: {e}"));
@@ -230,13 +233,14 @@ fn scan_workers(dir: &Dir, workers: &str, problems: &mut Vec<String>) {
         let mut names = Vec::new();
         for entry in entries {
             match entry {
-                Ok(entry) => names.push(entry.file_name().to_string_lossy().into_owned()),
+                Ok(entry) => names.push(entry.file_name()),
                 Err(e) => problems.push(format!("{rel}: cannot list: {e}")),
             }
         }
         names.sort();
         for name in names {
-            let path = format!("{rel}/{name}");
+            let shown = escaped(&name);
+            let path = format!("{rel}/{shown}");
             let meta = match dir.symlink_metadata(&name) {
                 Ok(m) => m,
                 Err(e) => {
@@ -244,14 +248,20 @@ fn scan_workers(dir: &Dir, workers: &str, problems: &mut Vec<String>) {
                     continue;
                 }
             };
+            let Some(utf8) = name.to_str() else {
+                problems.push(format!("{path}: a name that is not UTF-8"));
+                continue;
+            };
             if meta.is_dir() {
-                pending.push((
-                    resolve::open_dir(&dir, &name).map_err(|e| std::io::Error::other(e.to_string())),
-                    path,
-                ));
+                let below = if below.is_empty() {
+                    utf8.to_string()
+                } else {
+                    format!("{below}/{utf8}")
+                };
+                pending.push((below, path));
                 continue;
             }
-            if !name.ends_with(".js") {
+            if !utf8.ends_with(".js") {
                 problems.push(format!("{path}: only .js files may be in the workers directory"));
             } else if let Err(e) = resolve::check_regular(&meta) {
                 problems.push(format!(
@@ -261,4 +271,19 @@ fn scan_workers(dir: &Dir, workers: &str, problems: &mut Vec<String>) {
         }
     }
     problems.sort();
+}
+
+/// A file name for a message: as it is when UTF-8, else with each byte that
+/// is not part of valid UTF-8 as `\xNN`.
+fn escaped(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    name.as_bytes()
+        .utf8_chunks()
+        .fold(String::new(), |mut out, chunk| {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+            out
+        })
 }

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
-use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 
 /// The largest `.js` file a project may hold (SPEC section 1).
 pub const MAX_JS_FILE: u64 = 16 << 20;
@@ -214,7 +214,8 @@ pub fn read_file(root: &Dir, path: &str) -> Result<String, ReadError> {
     Ok(text)
 }
 
-/// What is wrong with `meta` for a `.js` file, if anything.
+/// What is wrong with `meta` for a `.js` file, if anything: anything but a
+/// regular file with one link, of at most [`MAX_JS_FILE`].
 pub fn check_regular(meta: &cap_std::fs::Metadata) -> Result<(), ReadError> {
     let kind = meta.file_type();
     if kind.is_symlink() {
@@ -223,6 +224,10 @@ pub fn check_regular(meta: &cap_std::fs::Metadata) -> Result<(), ReadError> {
         Err(ReadError::NotRegular("a directory"))
     } else if !kind.is_file() {
         Err(ReadError::NotRegular("not a regular file"))
+    } else if meta.nlink() > 1 {
+        // A hard link can name a file outside the project (planted after
+        // the check, it would read, say, /etc/hostname): refused like a symlink.
+        Err(ReadError::NotRegular("a file with more than one hard link"))
     } else if meta.len() > MAX_JS_FILE {
         Err(ReadError::TooLarge)
     } else {
