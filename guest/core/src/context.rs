@@ -1,6 +1,9 @@
 //! One QuickJS context and the turns that drive it.
+//!
+//! Raw FFI (`qjs::`), and why: the stack bounds and pending jobs are
+//! `Runtime` methods in rquickjs, and javy keeps its `Runtime` private; the
+//! rejection tracker has no rquickjs setter at all.
 
-use std::cell::RefCell;
 use std::time::Instant;
 
 use javy::quickjs::context::EvalOptions;
@@ -72,13 +75,10 @@ pub struct Limits {
     pub max_timers: u32,
 }
 
-thread_local! {
-    static MAX_MESSAGE: std::cell::Cell<usize> = const { std::cell::Cell::new(miniworker_codec::DEFAULT_MAX_MESSAGE) };
-}
-
-/// The message size limit of this component instance's context.
-pub fn max_message() -> usize {
-    MAX_MESSAGE.with(|m| m.get())
+/// The message size limit of the context `ctx` (set by `start`).
+pub fn max_message(ctx: &Ctx<'_>) -> usize {
+    crate::state::with(ctx, |shared| Ok(shared.max_message.get()))
+        .unwrap_or(miniworker_codec::DEFAULT_MAX_MESSAGE)
 }
 
 /// One JavaScript context: a QuickJS runtime with the common and role preludes.
@@ -86,30 +86,69 @@ pub struct Context {
     // Field order matters: the persistent handles must go before the runtime.
     common: Persistent<Object<'static>>,
     role: Persistent<Object<'static>>,
+    /// The prelude functions the turns call, resolved once at creation.
+    prelude: Prelude,
     hooks: Hooks,
+    /// `start` ran (it runs once).
+    started: std::cell::Cell<bool>,
     runtime: javy::Runtime,
+}
+
+/// The functions of `js/common.js` and of the role prelude that the turns
+/// call, looked up once when the context is made: a prelude without one
+/// fails then (at build time, for the snapshot), not in some later turn.
+struct Prelude {
+    configure: Persistent<Function<'static>>,
+    next_timer_ms: Persistent<Function<'static>>,
+    run_common_js: Persistent<Function<'static>>,
+    mark_module: Persistent<Function<'static>>,
+    watch_entry: Persistent<Function<'static>>,
+    run_timer: Persistent<Function<'static>>,
+    report_error: Persistent<Function<'static>>,
+    /// The role's `listening`.
+    listening: Persistent<Function<'static>>,
+}
+
+impl Prelude {
+    fn resolve<'js>(ctx: &Ctx<'js>, common: &Object<'js>, role: &Object<'js>) -> quickjs::Result<Prelude> {
+        let get = |from: &Object<'js>, name: &str| -> quickjs::Result<Persistent<Function<'static>>> {
+            let f: Function = from.get(name).map_err(|_| {
+                Exception::throw_internal(ctx, &format!("the prelude has no function {name}"))
+            })?;
+            Ok(Persistent::save(ctx, f))
+        };
+        Ok(Prelude {
+            configure: get(common, "configure")?,
+            next_timer_ms: get(common, "nextTimerMs")?,
+            run_common_js: get(common, "runCommonJs")?,
+            mark_module: get(common, "markModule")?,
+            watch_entry: get(common, "watchEntry")?,
+            run_timer: get(common, "runTimer")?,
+            report_error: get(common, "reportError")?,
+            listening: get(role, "listening")?,
+        })
+    }
+}
+
+/// Restores a resolved prelude function in `ctx`.
+fn f<'js>(ctx: &Ctx<'js>, function: &Persistent<Function<'static>>) -> quickjs::Result<Function<'js>> {
+    function.clone().restore(ctx)
 }
 
 /// The garbage collector runs after this many bytes of new allocations
 /// (javy's default never runs it, so cyclic garbage would pile up to the cap).
 const GC_THRESHOLD: usize = 4 << 20;
 
-thread_local! {
-    /// The origin of the context's monotonic clock, set when the context
-    /// starts: a snapshot taken at build time must not carry the build
-    /// machine's clock.
-    static CLOCK_ORIGIN: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
-}
-
-fn now_ms() -> f64 {
-    let origin = CLOCK_ORIGIN.with(|o| {
-        o.get().unwrap_or_else(|| {
+/// `performance.now()`: milliseconds since the context's clock origin.
+fn now_ms(ctx: &Ctx<'_>) -> f64 {
+    let origin = crate::state::with(ctx, |shared| {
+        Ok(shared.clock_origin.get().unwrap_or_else(|| {
             let now = Instant::now();
-            o.set(Some(now));
+            shared.clock_origin.set(Some(now));
             now
-        })
+        }))
     });
-    origin.elapsed().as_secs_f64() * 1000.0
+    origin.map_or(0.0, |o| o.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Throws a JavaScript `Error` with `message` (for natives that refuse).
@@ -119,10 +158,13 @@ pub fn throw_error(ctx: &Ctx<'_>, message: &str) -> quickjs::Error {
 
 impl Context {
     /// Creates the runtime, runs the common prelude and then `role_prelude`.
-    /// `install` adds the role's natives to the object the role prelude gets.
+    /// `install` adds the role's natives to the object the role prelude gets;
+    /// `role_functions` are the role prelude's functions the component
+    /// calls, checked here so that a missing one fails at creation.
     pub fn new(
         hooks: Hooks,
         role_prelude: &str,
+        role_functions: &[&str],
         install: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> quickjs::Result<()>,
     ) -> Result<Self, String> {
         let mut config = javy::Config::default();
@@ -133,28 +175,41 @@ impl Context {
             .performance(false)
             .gc_threshold(GC_THRESHOLD);
         let runtime = javy::Runtime::new(config).map_err(|e| e.to_string())?;
-        let (common, role) = runtime
+        let (common, role, prelude) = runtime
             .context()
             .with(|ctx| -> quickjs::Result<_> {
+                crate::state::install(&ctx, hooks)?;
                 install_rejection_tracker(&ctx);
                 remove_globals(&ctx)?;
                 crate::codec::install(&ctx)?;
                 let natives = common_natives(&ctx, hooks)?;
-                crate::modules::install(&ctx, &natives, hooks)?;
+                crate::modules::install(&ctx, &natives)?;
                 let common: Object =
                     eval_prelude(&ctx, "common", include_str!("../js/common.js"))?.call((natives,))?;
-                crate::modules::set_import_file(&ctx, common.get("importFile")?);
+                crate::modules::set_import_file(&ctx, common.get("importFile")?)?;
                 let role_natives = Object::new(ctx.clone())?;
                 install(&ctx, &role_natives)?;
                 let role: Object =
                     eval_prelude(&ctx, "role", role_prelude)?.call((role_natives, common.clone()))?;
-                Ok((Persistent::save(&ctx, common), Persistent::save(&ctx, role)))
+                let prelude = Prelude::resolve(&ctx, &common, &role)?;
+                for name in role_functions {
+                    role.get::<_, Function>(*name).map_err(|_| {
+                        Exception::throw_internal(&ctx, &format!("the role prelude has no function {name}"))
+                    })?;
+                }
+                Ok((
+                    Persistent::save(&ctx, common),
+                    Persistent::save(&ctx, role),
+                    prelude,
+                ))
             })
             .map_err(|e| format!("setting up the JavaScript context failed: {e}"))?;
         Ok(Context {
             common,
             role,
+            prelude,
             hooks,
+            started: std::cell::Cell::new(false),
             runtime,
         })
     }
@@ -163,11 +218,17 @@ impl Context {
     /// before the entry file runs, since everything before it may come from
     /// a build-time snapshot.
     pub fn configure(&self, limits: Limits) -> Result<(), String> {
-        MAX_MESSAGE.with(|m| m.set(limits.max_message));
-        CLOCK_ORIGIN.with(|o| o.set(Some(Instant::now())));
+        if self.started.replace(true) {
+            return Err("the context was already started".into());
+        }
         self.runtime
             .context()
             .with(|ctx| -> quickjs::Result<()> {
+                crate::state::with(&ctx, |shared| {
+                    shared.max_message.set(limits.max_message);
+                    shared.clock_origin.set(Some(Instant::now()));
+                    Ok(())
+                })?;
                 // SAFETY: the runtime is locked by `with`; these only set
                 // the runtime's stack bounds from the current stack pointer.
                 unsafe {
@@ -175,10 +236,7 @@ impl Context {
                     qjs::JS_UpdateStackTop(rt);
                     qjs::JS_SetMaxStackSize(rt, limits.stack as _);
                 }
-                let common = self.common.clone().restore(&ctx)?;
-                common
-                    .get::<_, Function>("configure")?
-                    .call::<_, ()>((limits.max_timers,))
+                f(&ctx, &self.prelude.configure)?.call::<_, ()>((limits.max_timers,))
             })
             .map_err(|e| format!("configuring the JavaScript context failed: {e}"))
     }
@@ -223,16 +281,14 @@ impl Context {
                     between();
                 }
                 if let Err(e) = macrotask(&ctx, &common, &role, item) {
-                    self.report(&ctx, &common, e);
+                    self.report(&ctx, e);
                 }
-                self.checkpoint(&ctx, &common);
+                self.checkpoint(&ctx);
             }
-            let next: f64 = common
-                .get::<_, Function>("nextTimerMs")
+            let next: f64 = f(&ctx, &self.prelude.next_timer_ms)
                 .and_then(|f| f.call(()))
                 .unwrap_or(-1.0);
-            let listening: bool = role
-                .get::<_, Function>("listening")
+            let listening: bool = f(&ctx, &self.prelude.listening)
                 .and_then(|f| f.call(()))
                 .unwrap_or(false);
             TurnState {
@@ -245,18 +301,16 @@ impl Context {
     /// Runs the entry file as the first turn: a CommonJS module, or an ES
     /// module whose failure (a rejection) is reported like any other.
     pub fn start(&self, filename: &str, source: &str) -> TurnState {
-        self.turn(|ctx, common, _| {
+        let prelude = &self.prelude;
+        self.turn(|ctx, _, _| {
             let run = || match modules::compile(ctx, filename, source)? {
-                Compiled::CommonJs(f) => common
-                    .get::<_, Function>("runCommonJs")?
-                    .call::<_, Value>((f, filename))
+                Compiled::CommonJs(body) => f(ctx, &prelude.run_common_js)?
+                    .call::<_, Value>((body, filename))
                     .map(drop),
                 Compiled::Module(m) => {
-                    common
-                        .get::<_, Function>("markModule")?
-                        .call::<_, ()>((filename,))?;
+                    f(ctx, &prelude.mark_module)?.call::<_, ()>((filename,))?;
                     let promise = modules::evaluate(ctx, m)?;
-                    common.get::<_, Function>("watchEntry")?.call::<_, ()>((promise,))
+                    f(ctx, &prelude.watch_entry)?.call::<_, ()>((promise,))
                 }
             };
             run().map_err(|e| {
@@ -278,12 +332,12 @@ impl Context {
 
     /// Runs the earliest due timer, if any, as a turn.
     pub fn run_timer(&self) -> TurnState {
-        self.turn(|_, common, _| common.get::<_, Function>("runTimer")?.call(()))
+        self.turn(|ctx, _, _| f(ctx, &self.prelude.run_timer)?.call(()))
     }
 
     /// Runs every pending job; each job's escaping exception is reported, and
     /// then every promise that is still rejected with no handler.
-    fn checkpoint<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>) {
+    fn checkpoint(&self, ctx: &Ctx<'_>) {
         loop {
             // SAFETY: the context is locked by `with`, which this runs inside;
             // QuickJS runs the job on this runtime's only context.
@@ -299,22 +353,22 @@ impl Context {
                         break;
                     }
                     for reason in rejected {
-                        self.report_value(ctx, common, reason);
+                        self.report_value(ctx, reason);
                     }
                 }
                 r if r < 0 => {
                     let value = ctx.catch();
-                    self.report_value(ctx, common, value);
+                    self.report_value(ctx, value);
                 }
                 _ => {}
             }
         }
     }
 
-    fn report<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>, error: quickjs::Error) {
+    fn report<'js>(&self, ctx: &Ctx<'js>, error: quickjs::Error) {
         if error.is_exception() {
             let value = ctx.catch();
-            self.report_value(ctx, common, value);
+            self.report_value(ctx, value);
         } else {
             (self.hooks.uncaught_error)(JsError {
                 name: "InternalError".into(),
@@ -324,10 +378,8 @@ impl Context {
         }
     }
 
-    fn report_value<'js>(&self, ctx: &Ctx<'js>, common: &Object<'js>, value: Value<'js>) {
-        let reported = common
-            .get::<_, Function>("reportError")
-            .and_then(|f| f.call::<_, ()>((value,)));
+    fn report_value<'js>(&self, ctx: &Ctx<'js>, value: Value<'js>) {
+        let reported = f(ctx, &self.prelude.report_error).and_then(|f| f.call::<_, ()>((value,)));
         if let Err(e) = reported {
             let detail = if e.is_exception() {
                 format!("{:?}", ctx.catch())
@@ -390,18 +442,14 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
             Ok(())
         })?,
     )?;
-    natives.set("now", Function::new(ctx.clone(), now_ms)?)?;
+    natives.set("now", Function::new(ctx.clone(), |ctx: Ctx<'js>| now_ms(&ctx))?)?;
     Ok(natives)
 }
 
 // ---- unhandled rejections ------------------------------------------------------
 
-thread_local! {
-    /// Promises rejected with no handler during this checkpoint, with their
-    /// reasons, each holding a reference; a later handler removes its entry.
-    static UNHANDLED: RefCell<Vec<(qjs::JSValue, qjs::JSValue)>> = const { RefCell::new(Vec::new()) };
-}
-
+/// QuickJS's rejection tracker. Raw FFI: rquickjs has no safe way to set it
+/// (its own tracker is a `Runtime` method, and javy keeps the `Runtime`).
 fn install_rejection_tracker(ctx: &Ctx<'_>) {
     // SAFETY: the runtime outlives the tracker registration; the callback only
     // duplicates and frees values of that runtime.
@@ -412,33 +460,44 @@ fn install_rejection_tracker(ctx: &Ctx<'_>) {
 }
 
 unsafe extern "C" fn track_rejection(
-    ctx: *mut qjs::JSContext,
+    raw: *mut qjs::JSContext,
     promise: qjs::JSValue,
     reason: qjs::JSValue,
     is_handled: bool,
     _opaque: *mut std::ffi::c_void,
 ) {
-    // SAFETY: QuickJS passes live values of `ctx`; each one kept is duplicated
-    // here and freed exactly once, here or in `take_unhandled_rejections`.
-    unsafe {
-        let key = qjs::JS_VALUE_GET_PTR(promise);
-        UNHANDLED.with(|list| {
-            let mut list = list.borrow_mut();
+    let Some(nn) = std::ptr::NonNull::new(raw) else {
+        return;
+    };
+    // SAFETY: QuickJS calls the tracker with the runtime locked, from inside
+    // the `with` of the running turn; `ctx` lives only for this call.
+    let ctx = unsafe { Ctx::from_raw(nn) };
+    let _ = crate::state::with(&ctx, |shared| {
+        let mut list = shared.unhandled.borrow_mut();
+        // SAFETY: QuickJS passes live values of `raw`; each one kept is
+        // duplicated here and freed exactly once, here or in
+        // `take_unhandled_rejections`.
+        unsafe {
+            let key = qjs::JS_VALUE_GET_PTR(promise);
             if is_handled {
                 if let Some(i) = list.iter().position(|(p, _)| qjs::JS_VALUE_GET_PTR(*p) == key) {
                     let (p, r) = list.remove(i);
-                    qjs::JS_FreeValue(ctx, p);
-                    qjs::JS_FreeValue(ctx, r);
+                    qjs::JS_FreeValue(raw, p);
+                    qjs::JS_FreeValue(raw, r);
                 }
             } else {
-                list.push((qjs::JS_DupValue(ctx, promise), qjs::JS_DupValue(ctx, reason)));
+                list.push((qjs::JS_DupValue(raw, promise), qjs::JS_DupValue(raw, reason)));
             }
-        });
-    }
+        }
+        Ok(())
+    });
 }
 
 fn take_unhandled_rejections<'js>(ctx: &Ctx<'js>) -> Vec<Value<'js>> {
-    let taken = UNHANDLED.with(|list| std::mem::take(&mut *list.borrow_mut()));
+    let taken = crate::state::with(ctx, |shared| {
+        Ok(std::mem::take(&mut *shared.unhandled.borrow_mut()))
+    })
+    .unwrap_or_default();
     taken
         .into_iter()
         .map(|(promise, reason)| {

@@ -6,11 +6,15 @@
 ///
 /// The crate must have run `wit_bindgen::generate!` for a world that imports
 /// `types` and `context` and exports `turns`, and declared `struct Component`.
-/// `$prelude` is the role's JavaScript, `$install` adds its natives
-/// (`fn(&Ctx, &Object) -> quickjs::Result<()>`).
+/// `$prelude` is the role's JavaScript, `$functions` the names of its
+/// functions the component calls (checked when the context is made),
+/// `$install` adds its natives (`fn(&Ctx, &Object) -> quickjs::Result<()>`).
+///
+/// The one thread-local of a component is its context: a component instance
+/// runs one context, on one thread; everything else lives in the context.
 #[macro_export]
 macro_rules! component_glue {
-    ($prelude:expr, $install:expr) => {
+    ($prelude:expr, $functions:expr, $install:expr) => {
         thread_local! {
             static CONTEXT: ::std::cell::OnceCell<$crate::Context> =
                 const { ::std::cell::OnceCell::new() };
@@ -60,15 +64,11 @@ macro_rules! component_glue {
             if CONTEXT.with(|cell| cell.get().is_some()) {
                 return Ok(());
             }
-            let cx = $crate::Context::new(HOOKS, $prelude, $install)?;
+            let cx = $crate::Context::new(HOOKS, $prelude, $functions, $install)?;
             CONTEXT.with(|cell| {
                 cell.set(cx)
                     .map_err(|_| ::std::string::String::from("the context was created twice"))
             })
-        }
-
-        thread_local! {
-            static STARTED: ::std::cell::Cell<bool> = const { ::std::cell::Cell::new(false) };
         }
 
         impl Guest for Component {
@@ -84,9 +84,6 @@ macro_rules! component_glue {
                 source: ::std::string::String,
                 limits: miniworker::sandbox::types::ContextLimits,
             ) -> ::std::result::Result<miniworker::sandbox::types::TurnState, ::std::string::String> {
-                if STARTED.with(|s| s.replace(true)) {
-                    return Err("the context was already started".into());
-                }
                 context_or_init()?;
                 let limits = $crate::Limits {
                     stack: limits.stack_bytes as usize,

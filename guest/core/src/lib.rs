@@ -15,6 +15,7 @@ pub mod codec;
 mod context;
 mod glue;
 mod modules;
+mod state;
 
 pub use context::{Context, Hooks, JsError, Level, Limits, TurnState, max_message, throw_error};
 pub use javy::quickjs;

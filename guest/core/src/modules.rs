@@ -10,27 +10,17 @@
 //! default export is `module.exports` and whose named exports are its
 //! properties: the file runs inside the module loader, since QuickJS needs
 //! the names at link time.
+//!
+//! Raw FFI (`qjs::`) here, and why: the loader hooks, compiling a module
+//! without running it, evaluating one, reading a promise's state and a
+//! module's namespace, and C modules (the stand-ins) are all behind
+//! rquickjs's `loader` feature, which javy 8 builds rquickjs without.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr::{NonNull, null_mut};
 
 use javy::quickjs::context::EvalOptions;
 use javy::quickjs::{self, Ctx, Function, Object, Persistent, Value, qjs};
-
-use crate::context::Hooks;
-
-thread_local! {
-    /// The host calls, for the loader callbacks (one context per component instance).
-    static HOOKS: RefCell<Option<Hooks>> = const { RefCell::new(None) };
-    /// Resolutions made so far: (requesting directory, request) to file.
-    static RESOLVED: RefCell<HashMap<(String, String), String>> = RefCell::new(HashMap::new());
-    /// Every ES module compiled so far, by file. QuickJS owns them.
-    static ES_MODULES: RefCell<HashMap<String, usize>> = RefCell::new(HashMap::new());
-    /// `importFile` of `js/common.js`, for the loader.
-    static IMPORT_FILE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
-}
 
 /// What a project file compiled to.
 pub enum Compiled<'js> {
@@ -42,8 +32,9 @@ pub enum Compiled<'js> {
 
 /// Sets the module loader of `ctx`'s runtime and adds the module natives to
 /// `natives` (`resolveModule`, `loadModule`, `esmNamespace`, `callerFile`).
-pub fn install<'js>(ctx: &Ctx<'js>, natives: &Object<'js>, hooks: Hooks) -> quickjs::Result<()> {
-    HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
+pub fn install<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> quickjs::Result<()> {
+    // Raw FFI: rquickjs's own loader needs its `loader` feature, which javy
+    // builds without, and cannot make the CommonJS stand-in modules.
     // SAFETY: the callbacks only use the context QuickJS hands them.
     unsafe {
         let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
@@ -88,31 +79,32 @@ pub fn install<'js>(ctx: &Ctx<'js>, natives: &Object<'js>, hooks: Hooks) -> quic
 }
 
 /// Gives the loader `common.importFile`, once the common prelude has run.
-pub fn set_import_file<'js>(ctx: &Ctx<'js>, import_file: Function<'js>) {
+pub fn set_import_file<'js>(ctx: &Ctx<'js>, import_file: Function<'js>) -> quickjs::Result<()> {
     let saved = Persistent::save(ctx, import_file);
-    IMPORT_FILE.with(|f| *f.borrow_mut() = Some(saved));
-}
-
-fn hooks() -> Option<Hooks> {
-    HOOKS.with(|h| *h.borrow())
+    crate::state::with(ctx, |shared| {
+        let _ = shared.import_file.set(saved);
+        Ok(())
+    })
 }
 
 /// Resolves `request` in the file `from` through the host, remembering the answer.
 fn resolve(ctx: &Ctx<'_>, from: &str, request: &str) -> quickjs::Result<String> {
     let dir = from.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
     let key = (dir, request.to_owned());
-    if let Some(file) = RESOLVED.with(|r| r.borrow().get(&key).cloned()) {
-        return Ok(file);
-    }
-    let hooks = hooks().ok_or_else(|| crate::throw_error(ctx, "modules are not set up"))?;
-    let file = (hooks.resolve_module)(from, request).map_err(|e| crate::throw_error(ctx, &e))?;
-    RESOLVED.with(|r| r.borrow_mut().insert(key, file.clone()));
-    Ok(file)
+    crate::state::with(ctx, |shared| {
+        if let Some(file) = shared.resolved.borrow().get(&key) {
+            return Ok(file.clone());
+        }
+        let file = (shared.hooks.resolve_module)(from, request).map_err(|e| crate::throw_error(ctx, &e))?;
+        shared.resolved.borrow_mut().insert(key, file.clone());
+        Ok(file)
+    })
 }
 
 fn host_load(ctx: &Ctx<'_>, filename: &str) -> quickjs::Result<String> {
-    let hooks = hooks().ok_or_else(|| crate::throw_error(ctx, "modules are not set up"))?;
-    (hooks.load_module)(filename).map_err(|e| crate::throw_error(ctx, &e))
+    crate::state::with(ctx, |shared| {
+        (shared.hooks.load_module)(filename).map_err(|e| crate::throw_error(ctx, &e))
+    })
 }
 
 /// Compiles a project file: as a CommonJS body, or else as an ES module.
@@ -168,8 +160,13 @@ fn compile_module(ctx: &Ctx<'_>, filename: &str, source: &str) -> quickjs::Resul
         }
         let m = qjs::JS_VALUE_GET_PTR(value) as *mut qjs::JSModuleDef;
         qjs::JS_FreeValue(raw, value);
-        ES_MODULES.with(|e| e.borrow_mut().insert(filename.to_owned(), m as usize));
-        Ok(m)
+        crate::state::with(ctx, |shared| {
+            shared
+                .es_modules
+                .borrow_mut()
+                .insert(filename.to_owned(), m as usize);
+            Ok(m)
+        })
     }
 }
 
@@ -212,9 +209,16 @@ pub fn evaluate<'js>(ctx: &Ctx<'js>, m: *mut qjs::JSModuleDef) -> quickjs::Resul
     }
 }
 
+/// The ES module compiled from `filename`, if one was.
+fn es_module(ctx: &Ctx<'_>, filename: &str) -> quickjs::Result<Option<usize>> {
+    crate::state::with(ctx, |shared| {
+        Ok(shared.es_modules.borrow().get(filename).copied())
+    })
+}
+
 /// `require()` of an ES module: runs it if needed and gives its namespace, synchronously.
 fn namespace<'js>(ctx: &Ctx<'js>, filename: &str) -> quickjs::Result<Value<'js>> {
-    let Some(m) = ES_MODULES.with(|e| e.borrow().get(filename).copied()) else {
+    let Some(m) = es_module(ctx, filename)? else {
         return Err(crate::throw_error(
             ctx,
             &format!("'{filename}' is not an ES module"),
@@ -315,15 +319,18 @@ unsafe extern "C" fn load(
 /// The module QuickJS asked for: the ES module itself, or a stand-in for a
 /// CommonJS file (run here, once).
 fn load_in(ctx: &Ctx<'_>, filename: &str) -> quickjs::Result<*mut qjs::JSModuleDef> {
-    let import_file = IMPORT_FILE
-        .with(|f| f.borrow().clone())
-        .ok_or_else(|| crate::throw_error(ctx, "modules are not set up"))?
-        .restore(ctx)?;
+    let import_file = crate::state::with(ctx, |shared| {
+        shared
+            .import_file
+            .get()
+            .cloned()
+            .ok_or_else(|| crate::throw_error(ctx, "modules are not set up"))
+    })?
+    .restore(ctx)?;
     let record: Value = import_file.call((filename,))?;
     let Some(record) = record.into_object() else {
         // An ES module, compiled by `loadModule` just now.
-        return ES_MODULES
-            .with(|e| e.borrow().get(filename).copied())
+        return es_module(ctx, filename)?
             .map(|m| m as *mut qjs::JSModuleDef)
             .ok_or_else(|| crate::throw_error(ctx, &format!("'{filename}' did not compile")));
     };

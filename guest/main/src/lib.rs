@@ -12,7 +12,11 @@ use miniworker::sandbox::main_host;
 struct Component;
 export!(Component);
 
-miniworker_guest::component_glue!(miniworker_guest::MAIN_PRELUDE, install_natives);
+miniworker_guest::component_glue!(
+    miniworker_guest::MAIN_PRELUDE,
+    &["deliverMessage", "deliverError", "deliverKill", "callApp"],
+    install_natives
+);
 
 /// The natives `js/main.js` builds `wx` and the `Worker` objects on.
 fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
@@ -27,7 +31,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, id: u32, value: Value<'js>| -> Result<()> {
-                let data = codec::encode(&ctx, value, miniworker_guest::max_message())?;
+                let data = codec::encode(&ctx, value, miniworker_guest::max_message(&ctx))?;
                 main_host::post_to_worker(id, &data).map_err(|e| throw_error(&ctx, &e))
             },
         )?,

@@ -12,14 +12,18 @@ use miniworker::sandbox::worker_host;
 struct Component;
 export!(Component);
 
-miniworker_guest::component_glue!(miniworker_guest::WORKER_PRELUDE, install_natives);
+miniworker_guest::component_glue!(
+    miniworker_guest::WORKER_PRELUDE,
+    &["deliverMessage"],
+    install_natives
+);
 
 /// The natives `js/worker.js` builds the `worker` global on.
 fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     natives.set(
         "postMessage",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| -> Result<()> {
-            let data = codec::encode(&ctx, value, miniworker_guest::max_message())?;
+            let data = codec::encode(&ctx, value, miniworker_guest::max_message(&ctx))?;
             worker_host::post_message(&data).map_err(|e| throw_error(&ctx, &e))
         })?,
     )?;

@@ -15,7 +15,9 @@ pub fn context(console: fn(Level, &[String])) -> Context {
         max_message: DEFAULT_MAX_MESSAGE,
         max_timers: 10_000,
     };
-    let context = Context::new(hooks, "(function () { return {}; })", |_, _| Ok(())).expect("a context");
+    // A role with nothing but what every role has: `listening`.
+    let role = "(function () { return { listening() { return false; } }; })";
+    let context = Context::new(hooks, role, &[], |_, _| Ok(())).expect("a context");
     context.configure(limits).expect("limits");
     context
 }

@@ -1,0 +1,213 @@
+//! Message bytes to a fresh JavaScript value, driving the codec crate's
+//! `Tokens` (which checks the structure).
+
+use std::collections::HashMap;
+
+use javy::quickjs::object::Property;
+use javy::quickjs::{self, Array, ArrayBuffer, Atom, Ctx, Exception, Object, TypedArray, Value, qjs};
+use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
+
+use super::{helper, with_state};
+
+// ---- decoding ---------------------------------------------------------------------
+
+/// An open container being filled.
+enum Open<'js> {
+    /// An object and the key of the property being read.
+    Object(Object<'js>, Option<Atom<'js>>),
+    /// An array, the index of its next element, and its length (set at
+    /// its end: elements defined in order keep QuickJS's fast array).
+    Array(Object<'js>, u32, u64),
+    /// A Map and the key of the entry being read.
+    Map(Object<'js>, Option<Value<'js>>),
+    Set(Object<'js>),
+}
+
+fn malformed(ctx: &Ctx<'_>, e: DecodeError) -> quickjs::Error {
+    Exception::throw_message(ctx, &e.to_string())
+}
+
+/// A JavaScript string of exactly these code units.
+fn js_string<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, s: Str<'_>) -> quickjs::Result<Value<'js>> {
+    match s {
+        Str::Utf8(s) => Ok(quickjs::String::from_str(ctx.clone(), s)?.into_value()),
+        Str::Utf16(_) => {
+            let array = TypedArray::<u16>::new(ctx.clone(), s.units().collect::<Vec<u16>>())?;
+            helper(helpers, "fromCodeUnits")?.call((array,))
+        }
+    }
+}
+
+/// Decodes a message into a fresh value. Iterative; the structure is read
+/// by the codec crate's [`Tokens`], which checks it.
+pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
+    with_state(ctx, |state| {
+        let helpers = state.helpers.clone().restore(ctx)?;
+        let m = |e: DecodeError| malformed(ctx, e);
+        let mut tokens = Tokens::new(bytes).map_err(m)?;
+        let mut nodes: Vec<Value<'js>> = Vec::new();
+        let mut open: Vec<Open<'js>> = Vec::new();
+        // Object keys repeat (records of one shape): each becomes an atom once.
+        let mut keys: HashMap<&[u8], Atom<'js>> = HashMap::new();
+        let cache_keys = bytes.len() >= 512;
+        let undefined = || Value::new_undefined(ctx.clone());
+        while let Some(token) = tokens.next().map_err(m)? {
+            // `None`: an array hole.
+            let item: Option<Value<'js>> = match token {
+                Token::Undefined => Some(undefined()),
+                Token::Null => Some(Value::new_null(ctx.clone())),
+                Token::Bool(b) => Some(Value::new_bool(ctx.clone(), b)),
+                // -0 and fractions stay floats; QuickJS keeps small integers as ints.
+                Token::Number(n) if miniworker_codec::is_int(n) => Some(Value::new_number(ctx.clone(), n)),
+                Token::Number(n) => Some(Value::new_float(ctx.clone(), n)),
+                Token::BigInt { negative, magnitude } => {
+                    let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
+                    Some(helper(&helpers, "makeBigInt")?.call((negative, hex))?)
+                }
+                Token::String(s) => Some(js_string(ctx, &helpers, s)?),
+                Token::Ref(i) => Some(
+                    nodes
+                        .get(i as usize)
+                        .filter(|v| !v.is_undefined())
+                        .cloned()
+                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
+                ),
+                Token::Hole => None,
+                Token::Key(key) => {
+                    let atom = match key {
+                        Str::Utf8(k) if cache_keys => match keys.get(k.as_bytes()) {
+                            Some(atom) => atom.clone(),
+                            None => {
+                                let atom = Atom::from_str(ctx.clone(), k)?;
+                                keys.insert(k.as_bytes(), atom.clone());
+                                atom
+                            }
+                        },
+                        Str::Utf8(k) => Atom::from_str(ctx.clone(), k)?,
+                        Str::Utf16(_) => Atom::from_value(ctx.clone(), &js_string(ctx, &helpers, key)?)?,
+                    };
+                    if let Some(Open::Object(_, slot)) = open.last_mut() {
+                        *slot = Some(atom);
+                    }
+                    continue;
+                }
+                Token::Object => {
+                    let obj = Object::new(ctx.clone())?;
+                    nodes.push(obj.clone().into_value());
+                    open.push(Open::Object(obj, None));
+                    continue;
+                }
+                Token::Array(len) => {
+                    let arr = Array::new(ctx.clone())?.into_object();
+                    nodes.push(arr.clone().into_value());
+                    open.push(Open::Array(arr, 0, len));
+                    continue;
+                }
+                Token::Map | Token::Set => {
+                    let is_map = matches!(token, Token::Map);
+                    let obj: Object =
+                        helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
+                    nodes.push(obj.clone().into_value());
+                    open.push(if is_map {
+                        Open::Map(obj, None)
+                    } else {
+                        Open::Set(obj)
+                    });
+                    continue;
+                }
+                Token::End => match open.pop() {
+                    Some(Open::Array(arr, _, len)) => {
+                        arr.set("length", len as f64)?;
+                        Some(arr.into_value())
+                    }
+                    Some(Open::Object(o, _) | Open::Map(o, _) | Open::Set(o)) => Some(o.into_value()),
+                    None => None,
+                },
+                Token::Date(time) => {
+                    // SAFETY: JS_NewDate returns a new owned value of this context.
+                    let v =
+                        unsafe { Value::from_raw(ctx.clone(), qjs::JS_NewDate(ctx.as_raw().as_ptr(), time)) };
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::RegExp { source, flags } => {
+                    let source = js_string(ctx, &helpers, source)?;
+                    let flags = js_string(ctx, &helpers, flags)?;
+                    let v: Value = helper(&helpers, "makeRegExp")?.call((source, flags))?;
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::ArrayBuffer(b) => {
+                    let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+                Token::View {
+                    kind,
+                    offset,
+                    length,
+                    buffer,
+                } => {
+                    let me = nodes.len();
+                    nodes.push(undefined());
+                    let buffer = match buffer {
+                        ViewBuffer::Inline(b) => {
+                            let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                            nodes.push(v.clone());
+                            v
+                        }
+                        ViewBuffer::Ref(i) => nodes.get(i as usize).cloned().unwrap_or_else(undefined),
+                    };
+                    let v: Value = helper(&helpers, "makeView")?.call((
+                        kind.name(),
+                        buffer,
+                        offset as f64,
+                        length as f64,
+                    ))?;
+                    nodes[me] = v.clone();
+                    Some(v)
+                }
+                Token::Error { name, message, stack } => {
+                    let name = js_string(ctx, &helpers, name)?;
+                    let message = js_string(ctx, &helpers, message)?;
+                    let stack = stack.map(|s| js_string(ctx, &helpers, s)).transpose()?;
+                    let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
+                    nodes.push(v.clone());
+                    Some(v)
+                }
+            };
+            match open.last_mut() {
+                None => {
+                    return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
+                }
+                Some(Open::Array(arr, i, _)) => {
+                    if let Some(v) = item {
+                        arr.prop(*i, data_property(v))?;
+                    }
+                    *i = i.wrapping_add(1);
+                }
+                Some(Open::Object(obj, key)) => {
+                    if let (Some(k), Some(v)) = (key.take(), item) {
+                        obj.prop(k, data_property(v))?;
+                    }
+                }
+                Some(Open::Map(map, key)) => {
+                    let v = item.unwrap_or_else(undefined);
+                    match key.take() {
+                        None => *key = Some(v),
+                        Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((map.clone(), k, v))?,
+                    }
+                }
+                Some(Open::Set(set)) => {
+                    let v = item.unwrap_or_else(undefined);
+                    helper(&helpers, "setAdd")?.call::<_, ()>((set.clone(), v))?;
+                }
+            }
+        }
+        Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
+    })
+}
+
+fn data_property(v: Value<'_>) -> Property<Value<'_>> {
+    Property::from(v).writable().enumerable().configurable()
+}

@@ -1,0 +1,159 @@
+//! The message codec inside the guest: JavaScript values to the format of
+//! `docs/codec.md` (crate `miniworker-codec`) and back.
+//!
+//! Both directions are iterative (an explicit stack, never native recursion),
+//! so no message, however deep, overflows the stack. Classes are told apart by
+//! QuickJS class id, which JavaScript cannot fake; the helpers in
+//! `js/codec.js` use built-ins saved before any project code ran.
+//!
+//! Raw FFI (`qjs::`), and why: class ids (`JS_GetClassID`: rquickjs has no
+//! accessor, and class ids are what JavaScript cannot fake); a string's
+//! UTF-16 length and its UTF-8 bytes without a copy (`JS_GetLength`,
+//! `JS_ToCStringLen2`), an ArrayBuffer's bytes in place (`JS_GetArrayBuffer`),
+//! a Date from a time value (`JS_NewDate`) and an object's identity
+//! (`JS_VALUE_GET_PTR`): each has no rquickjs equivalent that avoids a
+//! JavaScript call or a copy per value.
+
+mod decode;
+mod encode;
+
+pub use decode::decode;
+pub use encode::encode;
+
+use javy::quickjs::{self, Array, Ctx, Exception, Function, Object, Persistent, Value, qjs};
+use miniworker_codec::{TooLarge, ViewKind};
+
+/// The class ids the encoder tells apart, read once from exemplar objects.
+pub(crate) struct Classes {
+    array: u32,
+    map: u32,
+    set: u32,
+    date: u32,
+    regexp: u32,
+    array_buffer: u32,
+    error: u32,
+    /// Classes that cannot be cloned, with how the error names them.
+    refused: Vec<(u32, &'static str)>,
+    views: Vec<(u32, ViewKind)>,
+}
+
+/// The codec's part of a context's state (`crate::state`).
+pub(crate) struct State {
+    helpers: Persistent<Object<'static>>,
+    classes: Classes,
+}
+
+pub(crate) fn class_of(v: &Value<'_>) -> u32 {
+    // SAFETY: reads the class id of a live value.
+    unsafe { qjs::JS_GetClassID(v.as_raw()) }
+}
+
+/// Sets the codec up in this context; call before any project code runs.
+pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
+    let mut options = quickjs::context::EvalOptions::default();
+    options.filename = Some("<miniworker:codec>".into());
+    let helpers: Object = ctx.eval_with_options(include_str!("../../js/codec.js"), options)?;
+    let ex: Object = helpers.get("exemplars")?;
+    let id = |name: &str| -> quickjs::Result<u32> { Ok(class_of(&ex.get::<_, Value>(name)?)) };
+    let mut refused = Vec::new();
+    for (name, label) in [
+        ("proxy", "a Proxy"),
+        ("promise", "a Promise"),
+        ("weakMap", "a WeakMap"),
+        ("weakSet", "a WeakSet"),
+        ("weakRef", "a WeakRef"),
+        ("finalizationRegistry", "a FinalizationRegistry"),
+        ("sharedArrayBuffer", "a SharedArrayBuffer"),
+    ] {
+        let v: Value = ex.get(name)?;
+        if v.is_object() {
+            refused.push((class_of(&v), label));
+        }
+    }
+    let names: Vec<String> = helpers.get("viewNames")?;
+    let view_exemplars: Array = helpers.get("viewExemplars")?;
+    let mut views = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(kind) = ViewKind::ALL.iter().find(|k| k.name() == name) {
+            views.push((class_of(&view_exemplars.get::<Value>(i)?), *kind));
+        }
+    }
+    let classes = Classes {
+        array: id("array")?,
+        map: id("map")?,
+        set: id("set")?,
+        date: id("date")?,
+        regexp: id("regexp")?,
+        array_buffer: id("arrayBuffer")?,
+        error: id("error")?,
+        refused,
+        views,
+    };
+    let state = State {
+        helpers: Persistent::save(ctx, helpers.clone()),
+        classes,
+    };
+    for name in HELPERS {
+        // A helper missing from js/codec.js fails here, when the context is
+        // made (at build time, for the snapshot), not in some later message.
+        helpers
+            .get::<_, Function>(*name)
+            .map_err(|_| Exception::throw_internal(ctx, &format!("js/codec.js has no function {name}")))?;
+    }
+    crate::state::with(ctx, |shared| {
+        // One context per component instance: set once.
+        let _ = shared.codec.set(state);
+        Ok(())
+    })
+}
+
+/// Every function of `js/codec.js` the codec calls.
+const HELPERS: &[&str] = &[
+    "dataCloneError",
+    "codeUnits",
+    "bigintParts",
+    "mapEntries",
+    "setValues",
+    "dateValue",
+    "regexpParts",
+    "viewParts",
+    "errorParts",
+    "fromCodeUnits",
+    "makeBigInt",
+    "makeMap",
+    "makeSet",
+    "makeRegExp",
+    "makeView",
+    "makeError",
+    "mapSet",
+    "setAdd",
+];
+
+pub(crate) fn with_state<R>(
+    ctx: &Ctx<'_>,
+    f: impl FnOnce(&State) -> quickjs::Result<R>,
+) -> quickjs::Result<R> {
+    crate::state::with(ctx, |shared| match shared.codec.get() {
+        Some(state) => f(state),
+        None => Err(Exception::throw_internal(ctx, "the message codec is not set up")),
+    })
+}
+
+pub(crate) fn helper<'js>(helpers: &Object<'js>, name: &str) -> quickjs::Result<Function<'js>> {
+    helpers.get(name)
+}
+
+pub(crate) fn data_clone_error<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, message: &str) -> quickjs::Error {
+    match helper(helpers, "dataCloneError").and_then(|f| f.call::<_, Value>((message,))) {
+        Ok(e) => ctx.throw(e),
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn too_large(ctx: &Ctx<'_>, e: TooLarge) -> quickjs::Error {
+    Exception::throw_range(ctx, &format!("postMessage: {e}"))
+}
+
+pub(crate) fn fits(ctx: &Ctx<'_>, r: Result<(), TooLarge>) -> quickjs::Result<()> {
+    r.map_err(|e| too_large(ctx, e))
+}
