@@ -6,33 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, EventSink};
-use crate::instance::{Instance, Outlet};
+use crate::instance::{Instance, Outlet, Stats};
 use crate::limits::Limits;
 use crate::main_thread::{ExitStatus, RunControl};
 use crate::message::Encoded;
 use crate::runtime::{Runtime, RuntimeInner};
 use miniworker_codec::Message;
 use miniworker_project::{Project, ProjectError};
-
-/// What a mini-program instance uses ([`MiniProgram::stats`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Linear memory of the live worker, in bytes (0 without one).
-    pub worker_memory_bytes: usize,
-    /// CPU time of the live worker's thread, as of the end of its last turn.
-    pub worker_cpu_time: Duration,
-    /// Messages queued toward the worker.
-    pub queued_to_worker: usize,
-    /// Their encoded bytes.
-    pub queued_to_worker_bytes: usize,
-    /// Events queued toward the main thread (messages, console lines, errors).
-    pub queued_to_main: usize,
-    /// The bytes the host keeps for them.
-    pub queued_to_main_bytes: usize,
-    /// Messages discarded so far.
-    pub discarded_messages: u64,
-}
 
 /// Options of [`MiniProgram::run`].
 #[derive(Clone, Default)]

@@ -79,9 +79,10 @@ mod runtime;
 mod wasi;
 mod worker;
 
-pub use api::{MiniProgram, NextEvent, Quiescent, RunOptions, RunReport, Stats, Worker};
+pub use api::{MiniProgram, NextEvent, Quiescent, RunOptions, RunReport, Worker};
 pub use error::{Error, JsError, KillReason, MessageError, QueueLimit, Result, Toward};
 pub use event::{ConsoleLevel, Dropped, Event, EventSink, Source};
+pub use instance::Stats;
 pub use limits::{DEFAULT_MEMORY, HostCaps, Limits};
 pub use main_thread::{ExitStatus, RunControl};
 pub use message::Encoded;

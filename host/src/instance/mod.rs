@@ -24,6 +24,26 @@ use crate::event::{Dropped, Event, EventSink, Source};
 use crate::limits::{HostUsage, Limits, Usage};
 use crate::message::Encoded;
 
+/// What a mini-program instance uses ([`MiniProgram::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Linear memory of the live worker, in bytes (0 without one).
+    pub worker_memory_bytes: usize,
+    /// CPU time of the live worker's thread, as of the end of its last turn.
+    pub worker_cpu_time: Duration,
+    /// Messages queued toward the worker.
+    pub queued_to_worker: usize,
+    /// Their encoded bytes.
+    pub queued_to_worker_bytes: usize,
+    /// Events queued toward the main thread (messages, console lines, errors).
+    pub queued_to_main: usize,
+    /// The bytes the host keeps for them.
+    pub queued_to_main_bytes: usize,
+    /// Messages discarded so far.
+    pub discarded_messages: u64,
+}
+
 /// Where an instance's events go.
 pub(crate) enum Outlet {
     /// A run of `app.js`: everything to the embedder's sink.
@@ -551,11 +571,11 @@ impl Instance {
     }
 
     /// See [`crate::MiniProgram::stats`].
-    pub(crate) fn stats(&self) -> crate::Stats {
+    pub(crate) fn stats(&self) -> Stats {
         let st = self.lock();
         let slot = st.worker.as_ref();
         let usage = slot.and_then(|s| s.usage.as_ref());
-        crate::Stats {
+        Stats {
             worker_memory_bytes: usage.map_or(0, |u| u.memory.load(Ordering::Relaxed)),
             worker_cpu_time: Duration::from_nanos(usage.map_or(0, |u| u.cpu_nanos.load(Ordering::Relaxed))),
             queued_to_worker: slot.map_or(0, |s| s.inbox.len()),
