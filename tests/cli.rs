@@ -319,3 +319,27 @@ fn a_usage_error_in_a_json_mode_still_ends_with_the_exit_line() {
         }
     }
 }
+
+#[test]
+fn each_app_hook_is_a_turn_with_its_own_budgets() {
+    let out = run_fixture_with("app-hooks", &["--cpu-time", "2", "--max-console", "1000000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&out));
+    assert_eq!(lines[0].len(), "[main] ".len() + (900 << 10));
+    assert!(lines[1].starts_with("[main] SSS"));
+}
+
+#[test]
+fn lone_surrogates_cross_exactly_in_keys_values_errors_and_regexps() {
+    let out = run_fixture("surrogates");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] keys dc00, dc01, d800, 76, 65, 72\n\
+         [main] value 61 dfff 62\n\
+         [main] error 4e dc00 / d800 20 6d 65 73 73 61 67 65\n\
+         [main] regexp d801\n"
+    );
+}

@@ -215,3 +215,30 @@ fn the_node_client_talks_to_a_worker() {
         check_client_output(&lines);
     }
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_a_protocol_error_and_the_stream_goes_on() {
+    let input = b"{\"type\":\"message\",\"data\":\"\xff\xfe\"}\n{\"type\":\"message\",\"data\":{\"x\":1}}\n";
+    let project = fixture("stdio");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_miniworker"))
+        .arg("worker")
+        .arg(&project)
+        .arg("workers/main.js")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = event_lines(&out.stdout);
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["type"] == "protocol-error").collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("UTF-8"),
+        "{lines:?}"
+    );
+    assert!(
+        messages(&lines).contains(&json!({ "got": { "x": 1 } })),
+        "{lines:?}"
+    );
+}
