@@ -360,16 +360,19 @@ impl<'a> Reader<'a> {
     }
 
     /// The offset of the next byte.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// An error at the current position.
+    #[inline]
     pub fn error(&self, what: &'static str) -> DecodeError {
         DecodeError { what, at: self.pos }
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -384,6 +387,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next byte, without consuming it.
+    #[inline]
     pub fn peek(&self) -> Result<u8, DecodeError> {
         self.buf
             .get(self.pos)
@@ -392,6 +396,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next byte.
+    #[inline]
     pub fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = self.peek()?;
         self.pos += 1;
@@ -399,6 +404,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: u64) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() as u64 {
             return Err(self.error("length past the end"));
@@ -409,6 +415,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned LEB128 varint of at most 10 bytes.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v: u64 = 0;
         for i in 0..10 {
@@ -426,6 +433,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length that must fit in what is left, at `min_bytes` per unit.
+    #[inline]
     pub fn length(&mut self, min_bytes: u64) -> Result<u64, DecodeError> {
         let n = self.varint()?;
         if n.saturating_mul(min_bytes) > self.remaining() as u64 {
@@ -435,6 +443,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The payload of an INT.
+    #[inline]
     pub fn int(&mut self) -> Result<f64, DecodeError> {
         let z = self.varint()?;
         let i = ((z >> 1) as i64) ^ -((z & 1) as i64);
@@ -442,6 +451,7 @@ impl<'a> Reader<'a> {
     }
 
     /// 8 bytes of IEEE 754 little-endian.
+    #[inline]
     pub fn f64(&mut self) -> Result<f64, DecodeError> {
         let b = self.bytes(8)?;
         let mut a = [0u8; 8];
@@ -450,6 +460,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The payload of a STRING (after its tag).
+    #[inline]
     pub fn str_payload(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.length(1)?;
         let at = self.pos;
@@ -460,12 +471,14 @@ impl<'a> Reader<'a> {
     }
 
     /// The payload of a STRING16 (after its tag): its UTF-16LE bytes.
+    #[inline]
     pub fn str16_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.length(2)?;
         self.bytes(n * 2)
     }
 
     /// A whole string value (STRING or STRING16), exactly as encoded.
+    #[inline]
     pub fn any_string(&mut self) -> Result<Str<'a>, DecodeError> {
         match self.byte()? {
             tag::STRING => Ok(Str::Utf8(self.str_payload()?)),

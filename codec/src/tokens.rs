@@ -207,6 +207,7 @@ impl<'a> Tokens<'a> {
     /// The next token, or `None` once the message's value was read whole
     /// (then the bytes were checked to end there).
     #[allow(clippy::should_implement_trait)] // fallible: not an Iterator
+    #[inline]
     pub fn next(&mut self) -> Result<Option<Token<'a>>, DecodeError> {
         if self.done {
             return Ok(None);
@@ -221,6 +222,7 @@ impl<'a> Tokens<'a> {
         Ok(Some(token))
     }
 
+    #[inline]
     fn step(&mut self) -> Result<Token<'a>, DecodeError> {
         match self.stack.last_mut() {
             Some(Frame::Array(0)) => {
@@ -264,6 +266,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// A value (or container) was completed: its container moves on.
+    #[inline]
     fn delivered(&mut self) {
         match self.stack.last_mut() {
             Some(Frame::Array(remaining)) => *remaining -= 1,
@@ -273,12 +276,14 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    #[inline]
     fn take_index(&mut self) -> u64 {
         let index = self.nodes;
         self.nodes += 1;
         index
     }
 
+    #[inline]
     fn value(&mut self, in_array: bool) -> Result<Token<'a>, DecodeError> {
         let r = &mut self.r;
         let t = r.byte()?;
@@ -359,6 +364,7 @@ impl<'a> Tokens<'a> {
         })
     }
 
+    #[inline]
     fn view(&mut self) -> Result<Token<'a>, DecodeError> {
         let kind = ViewKind::from_byte(self.r.byte()?).ok_or_else(|| self.r.error("unknown view kind"))?;
         let offset = self.r.varint()?;
@@ -402,6 +408,7 @@ impl<'a> Tokens<'a> {
 }
 
 /// Whether `token` opens a container (its `End` completes it).
+#[inline]
 fn opens(token: &Token<'_>) -> bool {
     matches!(token, Token::Object | Token::Array(_) | Token::Map | Token::Set)
 }
