@@ -239,10 +239,4 @@ impl Worker {
     pub fn terminate(&self) -> usize {
         self.instance.terminate_worker(self.id)
     }
-
-    /// How the worker ended ([`Error::Terminated`] or [`Error::Killed`]),
-    /// meaningful once [`Worker::next_event`] reported the end.
-    pub fn ended(&self) -> Error {
-        self.instance.ended_error(self.id)
-    }
 }

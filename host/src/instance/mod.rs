@@ -534,11 +534,6 @@ impl Instance {
         quiescent(&self.lock(), id)
     }
 
-    /// How worker `id` ended, once it did.
-    pub(crate) fn ended_error(&self, id: u32) -> Error {
-        self.lock().ended_error(id)
-    }
-
     /// Ends the instance: terminates the worker, discards and reports what
     /// is left. Returns the messages discarded in all.
     pub(crate) fn shut_down(&self) -> u64 {
