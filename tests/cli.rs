@@ -343,3 +343,13 @@ fn lone_surrogates_cross_exactly_in_keys_values_errors_and_regexps() {
          [main] regexp d801\n"
     );
 }
+
+#[test]
+fn a_mini_game_runs_game_js_as_its_main_thread() {
+    let out = run_fixture("game");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] running as /game.js\n[main] game.js got 3 steps from /workers/physics.js\n"
+    );
+}

@@ -207,3 +207,19 @@ fn thousands_of_directories_are_scanned_within_a_small_descriptor_limit() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_mini_game_has_game_json_and_app_json_wins_over_it() {
+    // game.json alone: its workers field, and its errors named after it.
+    let dir = scratch(r#"{"workers": "w"}"#, &[("w/a.js", "")]);
+    fs::rename(dir.path().join("app.json"), dir.path().join("game.json")).unwrap();
+    assert_eq!(Project::open(dir.path()).unwrap().main_script(), "game.js");
+    fs::write(dir.path().join("game.json"), r#"{"workers": 3}"#).unwrap();
+    assert_eq!(
+        problems(dir.path()),
+        [r#"game.json: "workers" must be a string or an object with a "path""#]
+    );
+    // Both: app.json wins (its workers field, app.js as the main thread).
+    fs::write(dir.path().join("app.json"), r#"{"workers": "w"}"#).unwrap();
+    assert_eq!(Project::open(dir.path()).unwrap().main_script(), "app.js");
+}

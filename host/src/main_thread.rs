@@ -195,9 +195,11 @@ fn turns(
         timer_due: None,
         listening: false,
     };
+    // `/app.js`, or `/game.js` for a mini-game.
+    let main_file = format!("/{}", instance.project.main_script());
     instance.emit(Event::Ready { source: Source::Main });
     let state = turn(runtime, &mut store, |s| {
-        entry.call_start(s, "/app.js", source, limits)
+        entry.call_start(s, &main_file, source, limits)
     })?
     .map_err(wasmtime::Error::msg)?;
     main.update(&state);

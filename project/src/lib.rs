@@ -1,4 +1,5 @@
-//! A mini-program project on disk: `app.json`, the workers directory and the
+//! A mini-program project on disk: `app.json` (or a mini-game's
+//! `game.json`), the workers directory and the
 //! rules of SPEC section 1, and the one path resolver that `createWorker`,
 //! `require` and `import` share ([`resolve`]). Every read goes through the
 //! project root's capability ([`cap_std::fs::Dir`]); [`Project::open`] is the
@@ -52,6 +53,42 @@ pub struct Project {
 struct ProjectInner {
     root: Dir,
     workers: String,
+    kind: Kind,
+}
+
+/// A mini-program (`app.json`, `app.js`) or a mini-game (`game.json`,
+/// `game.js`); when both files exist, `app.json` wins (SPEC section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    App,
+    Game,
+}
+
+impl Kind {
+    /// Which kind `root` holds: a game only when it has `game.json` and no
+    /// `app.json`.
+    fn of(root: &Dir) -> Kind {
+        let exists = |name: &str| root.symlink_metadata(name).is_ok();
+        if !exists("app.json") && exists("game.json") {
+            Kind::Game
+        } else {
+            Kind::App
+        }
+    }
+
+    fn config(self) -> &'static str {
+        match self {
+            Kind::App => "app.json",
+            Kind::Game => "game.json",
+        }
+    }
+
+    fn main_script(self) -> &'static str {
+        match self {
+            Kind::App => "app.js",
+            Kind::Game => "game.js",
+        }
+    }
 }
 
 impl fmt::Debug for Project {
@@ -84,7 +121,8 @@ impl Project {
     /// Checks the project whose root is `root`.
     pub fn from_dir(root: Dir) -> Result<Project, ProjectError> {
         let mut problems = Vec::new();
-        let workers = match read_workers_field(&root) {
+        let kind = Kind::of(&root);
+        let workers = match read_workers_field(&root, kind.config()) {
             Ok(workers) => Some(workers),
             Err(p) => {
                 problems.push(p);
@@ -95,7 +133,8 @@ impl Project {
             match resolve::open_dir(&root, workers) {
                 Ok(dir) => scan_workers(&dir, workers, &mut problems),
                 Err(e) => problems.push(format!(
-                    "app.json: \"workers\": '{workers}' is not a directory below the project root ({})",
+                    "{}: \"workers\": '{workers}' is not a directory below the project root ({})",
+                    kind.config(),
                     match e {
                         ReadError::NotFound => "no such directory".to_string(),
                         other => other.to_string(),
@@ -105,7 +144,7 @@ impl Project {
         }
         match (workers, problems.is_empty()) {
             (Some(workers), true) => Ok(Project {
-                inner: Arc::new(ProjectInner { root, workers }),
+                inner: Arc::new(ProjectInner { root, workers, kind }),
             }),
             _ => Err(ProjectError { problems }),
         }
@@ -160,50 +199,57 @@ impl Project {
         resolve::load_module(&self.inner.root, self.module_scope(role), filename)
     }
 
-    /// Reads `app.js`, needed only to run the JavaScript main thread.
+    /// The main thread's script: `app.js`, or `game.js` for a mini-game.
+    pub fn main_script(&self) -> &'static str {
+        self.inner.kind.main_script()
+    }
+
+    /// Reads the main thread's script ([`Project::main_script`]), needed
+    /// only to run the JavaScript main thread.
     pub fn app_js(&self) -> Result<String, String> {
-        resolve::read_file(&self.inner.root, "app.js").map_err(|e| match e {
-            ReadError::NotFound => "app.js: missing (it is needed to run the main thread)".to_string(),
-            other => format!("app.js: {other}"),
+        let name = self.main_script();
+        resolve::read_file(&self.inner.root, name).map_err(|e| match e {
+            ReadError::NotFound => format!("{name}: missing (it is needed to run the main thread)"),
+            other => format!("{name}: {other}"),
         })
     }
 }
 
-/// Reads `app.json` and returns its normalised `workers` path.
-fn read_workers_field(root: &Dir) -> Result<String, String> {
-    let text = resolve::read_file(root, "app.json").map_err(|e| match e {
-        ReadError::NotFound => "app.json: missing".to_string(),
-        ReadError::TooLarge => format!("app.json: larger than {} KiB", MAX_APP_JSON >> 10),
-        other => format!("app.json: {other}"),
+/// Reads `config` (`app.json` or `game.json`) and returns its normalised
+/// `workers` path.
+fn read_workers_field(root: &Dir, config: &str) -> Result<String, String> {
+    read_workers(root, config).map_err(|e| format!("{config}: {e}"))
+}
+
+fn read_workers(root: &Dir, config: &str) -> Result<String, String> {
+    let text = resolve::read_file(root, config).map_err(|e| match e {
+        ReadError::NotFound => "missing".to_string(),
+        ReadError::TooLarge => format!("larger than {} KiB", MAX_APP_JSON >> 10),
+        other => other.to_string(),
     })?;
     if text.len() as u64 > MAX_APP_JSON {
-        return Err(format!("app.json: larger than {} KiB", MAX_APP_JSON >> 10));
+        return Err(format!("larger than {} KiB", MAX_APP_JSON >> 10));
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "app.json: invalid JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let json: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))?;
     let field = json
         .as_object()
-        .ok_or("app.json: the top level must be an object")?
+        .ok_or("the top level must be an object")?
         .get("workers")
-        .ok_or("app.json: no \"workers\" field")?;
+        .ok_or("no \"workers\" field")?;
     let raw = match field {
         serde_json::Value::String(s) => s.as_str(),
         serde_json::Value::Object(o) => o
             .get("path")
             .and_then(|p| p.as_str())
-            .ok_or("app.json: \"workers\" is an object without a string \"path\"")?,
-        _ => return Err("app.json: \"workers\" must be a string or an object with a \"path\"".into()),
+            .ok_or("\"workers\" is an object without a string \"path\"")?,
+        _ => return Err("\"workers\" must be a string or an object with a \"path\"".into()),
     };
     match resolve::normalize("", raw) {
         Some(p) if !p.is_empty() => Ok(p),
         _ => Err(format!(
-            "app.json: \"workers\": '{raw}' must name a directory strictly below the project root"
+            "\"workers\": '{raw}' must name a directory strictly below the project root"
         )),
     }
 }
