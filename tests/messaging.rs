@@ -153,7 +153,8 @@ fn worker_sees_only_its_own_globals() {
         Uint8ClampedArray WeakMap WeakRef WeakSet decodeURI decodeURIComponent encodeURI encodeURIComponent \
         escape eval globalThis isFinite isNaN parseFloat parseInt undefined unescape";
     let extras = "TextDecoder TextEncoder performance";
-    let own = "worker require console setTimeout clearTimeout setInterval clearInterval queueMicrotask";
+    let own = "worker require console setTimeout clearTimeout setInterval clearInterval queueMicrotask \
+        structuredClone";
     let mut expected: Vec<&str> = [builtins, extras, own]
         .iter()
         .flat_map(|s| s.split_whitespace())
@@ -161,6 +162,7 @@ fn worker_sees_only_its_own_globals() {
     expected.sort_unstable();
     assert_eq!(seen["all"], json!(expected));
     assert_eq!(seen["typeofWx"], json!("undefined"));
+    assert_eq!(seen["cloned"], json!(true), "structuredClone in a worker");
     assert_eq!(seen["__filename"], json!("/workers/globals.js"));
     assert_eq!(seen["__dirname"], json!("/workers"));
     assert_eq!(

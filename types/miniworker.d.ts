@@ -130,6 +130,8 @@ declare function setInterval<A extends unknown[]>(callback: (...args: A) => void
 declare function clearTimeout(id?: number): void;
 declare function clearInterval(id?: number): void;
 declare function queueMicrotask(callback: () => void): void;
+/** A copy by the message codec, as `postMessage` makes it (SPEC section 4). */
+declare function structuredClone<T>(value: T): T;
 
 /** Milliseconds on the context's own clock, which starts with the context. */
 declare const performance: { now(): number; readonly timeOrigin: number };

@@ -279,6 +279,11 @@
   define('clearInterval', function clearInterval(id) {
     clearTimer(id);
   });
+  // The message codec applied in place (SPEC section 3): same types, same
+  // DataCloneError and size limit as postMessage.
+  define('structuredClone', function structuredClone(value) {
+    return native.structuredClone(value);
+  });
   define('queueMicrotask', function queueMicrotask(callback) {
     if (typeof callback !== 'function') {
       throw new TypeError('queueMicrotask expects a function');

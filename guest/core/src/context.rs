@@ -443,6 +443,16 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
         })?,
     )?;
     natives.set("now", Function::new(ctx.clone(), |ctx: Ctx<'js>| now_ms(&ctx))?)?;
+    natives.set(
+        "structuredClone",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, value: Value<'js>| -> quickjs::Result<Value<'js>> {
+                let bytes = crate::codec::encode(&ctx, value, max_message(&ctx))?;
+                crate::codec::decode(&ctx, &bytes)
+            },
+        )?,
+    )?;
     Ok(natives)
 }
 
