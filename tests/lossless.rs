@@ -345,3 +345,18 @@ fn sigint_and_sigterm_stop_with_every_diagnostic() {
         Some(&json!({ "type": "exit", "code": 130, "reason": "signal" }))
     );
 }
+
+#[test]
+fn messages_a_worker_never_listened_for_are_counted_as_unheard_at_exit() {
+    let dir = scenario("deaf");
+    let out = miniworker(&["run", "--json", "--timeout", "30", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = event_lines(&out.stdout);
+    let dropped: Vec<&Value> = lines.iter().filter(|l| l["type"] == "dropped").collect();
+    assert_eq!(
+        dropped,
+        [&json!({ "type": "dropped", "what": "messages-without-listener", "count": 2 })]
+    );
+}

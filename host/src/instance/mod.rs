@@ -537,20 +537,33 @@ impl Instance {
     /// Ends the instance: terminates the worker, discards and reports what
     /// is left. Returns the messages discarded in all.
     pub(crate) fn shut_down(&self) -> u64 {
-        let id = self.lock().worker.as_ref().map(|s| s.id);
+        // Messages an idle worker without a listener never took: unheard,
+        // not "queued toward a worker that ended" (SPEC section 7).
+        let (id, unheard) = {
+            let mut st = self.lock();
+            let unheard = match st.worker.as_mut() {
+                Some(slot) if !slot.listening => {
+                    slot.inbox_bytes = 0;
+                    std::mem::take(&mut slot.inbox).len() as u64
+                }
+                _ => 0,
+            };
+            st.discarded += unheard;
+            (st.worker.as_ref().map(|s| s.id), unheard)
+        };
         if let Some(id) = id {
             self.terminate_worker(id);
         }
         let (left, dropped, discarded) = {
             let mut st = self.lock();
-            let left = st
-                .to_main
-                .iter()
-                .filter(|q| matches!(q.event, Event::Message(_)))
-                .count() as u64;
+            let left = unheard
+                + st.to_main
+                    .iter()
+                    .filter(|q| matches!(q.event, Event::Message(_)))
+                    .count() as u64;
             st.to_main.clear();
             st.to_main_bytes = 0;
-            st.discarded += left;
+            st.discarded += left - unheard;
             (left, std::mem::take(&mut st.dropped), st.discarded)
         };
         self.emit_dropped(&[
