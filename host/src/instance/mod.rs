@@ -16,6 +16,7 @@ use miniworker_project::Project;
 use wasmtime::Engine;
 
 pub(crate) use queues::MainJob;
+pub use queues::Stats;
 use queues::{Ended, Slot, State, queue_full};
 use signal::{Signal, relock};
 
@@ -23,26 +24,6 @@ use crate::error::{Error, JsError, KillReason, Result, Toward};
 use crate::event::{Dropped, Event, EventSink, Source};
 use crate::limits::{HostUsage, Limits, Usage};
 use crate::message::Encoded;
-
-/// What a mini-program instance uses ([`MiniProgram::stats`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Linear memory of the live worker, in bytes (0 without one).
-    pub worker_memory_bytes: usize,
-    /// CPU time of the live worker's thread, as of the end of its last turn.
-    pub worker_cpu_time: Duration,
-    /// Messages queued toward the worker.
-    pub queued_to_worker: usize,
-    /// Their encoded bytes.
-    pub queued_to_worker_bytes: usize,
-    /// Events queued toward the main thread (messages, console lines, errors).
-    pub queued_to_main: usize,
-    /// The bytes the host keeps for them.
-    pub queued_to_main_bytes: usize,
-    /// Messages discarded so far.
-    pub discarded_messages: u64,
-}
 
 /// Where an instance's events go.
 pub(crate) enum Outlet {

@@ -13,6 +13,26 @@ use crate::event::Event;
 use crate::limits::{Limits, Usage};
 use crate::message::Encoded;
 
+/// What a mini-program instance uses ([`crate::MiniProgram::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Linear memory of the live worker, in bytes (0 without one).
+    pub worker_memory_bytes: usize,
+    /// CPU time of the live worker's thread, as of the end of its last turn.
+    pub worker_cpu_time: Duration,
+    /// Messages queued toward the worker.
+    pub queued_to_worker: usize,
+    /// Their encoded bytes.
+    pub queued_to_worker_bytes: usize,
+    /// Events queued toward the main thread (messages, console lines, errors).
+    pub queued_to_main: usize,
+    /// The bytes the host keeps for them.
+    pub queued_to_main_bytes: usize,
+    /// Messages discarded so far.
+    pub discarded_messages: u64,
+}
+
 /// An event of worker `id` on its way to the main thread.
 pub(crate) struct Queued {
     pub(crate) id: u32,
