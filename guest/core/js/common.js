@@ -229,10 +229,61 @@
   // Timers are due at a time of the context's monotonic clock (native.now(),
   // milliseconds). The host asks for the delay to the earliest one after each
   // turn and calls runTimer() when it is due, so a sleeping context runs nothing.
+  // `timers` holds the live ones by id; `heap` is a binary min-heap of
+  // [due, order, id] entries, so finding the earliest costs O(log n). An entry
+  // whose timer was cleared or rescheduled is stale (its order no longer
+  // matches) and is dropped when it reaches the top.
   const timers = new Map();
+  const heap = [];
   let nextId = 1;
   let order = 0;
   let maxTimers = 10000;
+
+  const before = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+
+  function heapPush(entry) {
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i], heap[parent])) break;
+      const t = heap[i];
+      heap[i] = heap[parent];
+      heap[parent] = t;
+      i = parent;
+    }
+  }
+
+  function heapPop() {
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let min = i;
+        if (l < heap.length && before(heap[l], heap[min])) min = l;
+        if (r < heap.length && before(heap[r], heap[min])) min = r;
+        if (min === i) break;
+        const t = heap[i];
+        heap[i] = heap[min];
+        heap[min] = t;
+        i = min;
+      }
+    }
+    return top;
+  }
+
+  function schedule(id, timer) {
+    heapPush([timer.due, timer.order, id]);
+    // Stale entries never outnumber live timers by much: rebuild past that.
+    if (heap.length > 2 * timers.size + 64) {
+      heap.length = 0;
+      for (const [liveId, t] of timers) heapPush([t.due, t.order, liveId]);
+    }
+  }
 
   function addTimer(callback, delay, args, repeat) {
     if (typeof callback !== 'function') {
@@ -245,7 +296,9 @@
       throw new RangeError('too many timers: the limit is ' + maxTimers + ' live timers');
     }
     const id = nextId++;
-    timers.set(id, { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ });
+    const timer = { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ };
+    timers.set(id, timer);
+    schedule(id, timer);
     return id;
   }
 
@@ -254,15 +307,13 @@
   }
 
   function earliest() {
-    let best = null;
-    let bestId = 0;
-    for (const [id, t] of timers) {
-      if (best === null || t.due < best.due || (t.due === best.due && t.order < best.order)) {
-        best = t;
-        bestId = id;
-      }
+    while (heap.length > 0) {
+      const [, entryOrder, id] = heap[0];
+      const timer = timers.get(id);
+      if (timer !== undefined && timer.order === entryOrder) return { id, timer };
+      heapPop();
     }
-    return best === null ? null : { id: bestId, timer: best };
+    return null;
   }
 
   const define = (name, fn) =>
@@ -308,9 +359,11 @@
       const next = earliest();
       if (next === null || next.timer.due > native.now()) return;
       const { id, timer } = next;
+      heapPop();
       if (timer.delay >= 0) {
         timer.due = Math.max(timer.due + timer.delay, native.now());
         timer.order = order++;
+        schedule(id, timer);
       } else {
         timers.delete(id);
       }

@@ -1,0 +1,1 @@
+// Unused: the timer measurement runs on the main thread.
