@@ -308,3 +308,13 @@ fn each_worker_starts_with_its_own_randomness_and_clock() {
         "Math.random() differs between workers: {randoms:?}"
     );
 }
+
+#[test]
+fn no_prelude_function_is_reachable_through_stack_frames() {
+    let program = program("basic");
+    let worker = program.create_worker("workers/callsite.js").unwrap();
+    assert_eq!(
+        next_message(&worker),
+        json!({ "called": false, "seen": 0, "stackType": "string", "hooked": false, "thrown": "string" })
+    );
+}

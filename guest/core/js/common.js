@@ -6,6 +6,12 @@
   'use strict';
   const global = globalThis;
 
+  // Error.prepareStackTrace (a V8 extension QuickJS-ng has) would hand project
+  // code each frame's function through CallSite.getFunction(), the preludes'
+  // closures included (SPEC section 3): it is removed before any project code
+  // runs, so a stack is always a string and no frame's function is reachable.
+  delete Error.prepareStackTrace;
+
   // ---- modules (SPEC section 3) ---------------------------------------------
 
   // Every project file run so far, by project-relative name: { module } for
