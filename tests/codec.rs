@@ -157,3 +157,13 @@ fn the_size_limit_holds_in_the_worker_and_on_the_host() {
     worker.post_json(&serde_json::json!(17)).unwrap();
     assert!(next_message(&worker).as_str().unwrap().starts_with("RangeError"));
 }
+
+#[test]
+fn a_getter_resizing_an_array_buffer_mid_clone_is_a_data_clone_error_not_a_kill() {
+    let out = crate::common::run_fixture("resize");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[main] app.js: DataCloneError\n[main] structuredClone: DataCloneError\n[main] worker: DataCloneError\n"
+    );
+}

@@ -45,6 +45,10 @@ struct Encoder<'a, 'js> {
     keep: Vec<Object<'js>>,
     /// Each distinct object key, encoded once (records of one shape repeat them).
     key_bytes: HashMap<Atom<'js>, Vec<u8>>,
+    /// The bytes each ArrayBuffer (by identity) was written with: a view
+    /// read later (a getter may have resized or detached the buffer since)
+    /// must fit what was written.
+    buffer_lens: HashMap<usize, u64>,
     stack: Vec<Frame<'js>>,
 }
 
@@ -60,6 +64,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             seen: HashMap::new(),
             keep: Vec::new(),
             key_bytes: HashMap::new(),
+            buffer_lens: HashMap::new(),
             stack: Vec::new(),
         };
         if is_skipped(&value) {
@@ -171,6 +176,12 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
         }
         Ok(enc.w.finish())
     })
+}
+
+/// An object's identity while the encoder keeps it alive.
+fn identity(obj: &Object<'_>) -> usize {
+    // SAFETY: reads the pointer of a live object value.
+    unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
 }
 
 /// Elements left after a hole past which an array is read as sparse.
@@ -286,8 +297,7 @@ impl<'js> Encoder<'_, 'js> {
     }
 
     fn object(&mut self, obj: Object<'js>) -> quickjs::Result<()> {
-        // SAFETY: reads the object pointer of a live value, only as an identity key.
-        let key = unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) } as usize;
+        let key = identity(&obj);
         if let Some(index) = self.seen.get(&key) {
             let r = self.w.tag(tag::REF).and_then(|_| self.w.varint(*index));
             return fits(self.ctx, r);
@@ -345,7 +355,16 @@ impl<'js> Encoder<'_, 'js> {
                 .and_then(|_| self.w.varint(length as u64));
             fits(self.ctx, r)?;
             // The buffer: written here, or a reference to where it was.
+            let buffer_key = identity(&buffer);
             self.object(buffer)?;
+            let written = self.buffer_lens.get(&buffer_key).copied().unwrap_or(0);
+            if !kind.fits(offset as u64, length as u64, written) {
+                return Err(data_clone_error(
+                    self.ctx,
+                    &self.helpers,
+                    "a view and its ArrayBuffer changed while the message was being cloned",
+                ));
+            }
         } else if class == c.error {
             let parts: Array = helper(&self.helpers, "errorParts")?.call((obj,))?;
             let (name, message, stack): (Value, Value, Value) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
@@ -379,6 +398,7 @@ impl<'js> Encoder<'_, 'js> {
             unsafe { std::slice::from_raw_parts(ptr, size as usize) }
         };
         fits(self.ctx, self.w.room_for(bytes.len() as u64))?;
+        self.buffer_lens.insert(identity(obj), bytes.len() as u64);
         let r = self
             .w
             .tag(tag::ARRAY_BUFFER)
