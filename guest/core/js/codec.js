@@ -117,7 +117,9 @@
     },
     makeError(name, message, stack) {
       const Ctor = Object.prototype.hasOwnProperty.call(errors, name) ? errors[name] : ErrorCtor;
-      const e = new Ctor(message);
+      // AggregateError takes its errors first (`errors` is not part of the
+      // format yet: the copy has none); the message must stay the message.
+      const e = Ctor === errors.AggregateError ? new Ctor([], message) : new Ctor(message);
       if (Ctor === ErrorCtor && name !== 'Error') {
         defineProperty(e, 'name', { value: name, writable: true, configurable: true, enumerable: false });
       }
