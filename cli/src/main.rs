@@ -21,7 +21,7 @@ use line::{ExitReason, JsonOut, Line};
 
 /// Runs mini-program Worker JavaScript in a WebAssembly sandbox.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "miniworker", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
