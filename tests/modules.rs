@@ -212,3 +212,13 @@ unsafe extern "C" {
     #[link_name = "mkfifo"]
     fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
 }
+
+#[test]
+fn a_commonjs_export_name_with_nul_is_not_cut_short_for_es_importers() {
+    let program = program("modules");
+    let worker = program.create_worker("workers/nul-esm.js").unwrap();
+    assert_eq!(
+        next_message(&worker),
+        json!({ "names": ["default", "ok"], "viaDefault": 1 })
+    );
+}

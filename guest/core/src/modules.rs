@@ -348,9 +348,12 @@ fn stand_in<'js>(
     let raw = ctx.as_raw().as_ptr();
     let mut names = vec![String::from("default")];
     if let Some(obj) = exports.as_object() {
-        for key in obj.keys::<String>() {
-            let key = key?;
-            if key != "default" {
+        // Keys as JavaScript strings, read with their length: a key holding
+        // NUL must not be cut short into another name. Such a key cannot be
+        // a C module export at all; it stays reachable through `default`.
+        for key in obj.keys::<quickjs::String>() {
+            let key = key?.to_string()?;
+            if key != "default" && !key.contains('\0') {
                 names.push(key);
             }
         }
