@@ -219,7 +219,7 @@ impl Line {
                 what: what.into(),
                 count,
             },
-            Event::Ready { .. } => return None,
+            // `ready` is written by the stream's owner; later kinds have no line yet.
             _ => return None,
         })
     }
