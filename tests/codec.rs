@@ -16,9 +16,9 @@ fn every_cloneable_type_round_trips_through_a_worker() {
     let lines: Vec<&str> = text.lines().collect();
     let failed: Vec<&&str> = lines.iter().filter(|l| !l.starts_with("[main] ok ")).collect();
     assert!(failed.is_empty(), "{text}");
-    // 15 round trips, 8 refusals, the size limit, the transfer list, the
+    // 17 round trips, 8 refusals, the size limit, the transfer list, the
     // deep array, structuredClone, AggregateError.
-    assert_eq!(lines.len(), 28, "{text}");
+    assert_eq!(lines.len(), 30, "{text}");
     for expected in [
         "[main] ok proxy (DataCloneError: a Proxy could not be cloned)",
         "[main] ok size limit (RangeError)",
@@ -26,7 +26,9 @@ fn every_cloneable_type_round_trips_through_a_worker() {
         "[main] ok arraybuffer and views sharing it",
         "[main] ok deep array (depth 1000000)",
         "[main] ok structuredClone in app.js",
-        "[main] ok AggregateError message",
+        "[main] ok AggregateError message and errors",
+        "[main] ok array properties",
+        "[main] ok AggregateError errors",
     ] {
         assert!(lines.contains(&expected), "missing {expected:?} in {text}");
     }

@@ -228,3 +228,21 @@ fn one_host_runs_fifty_programs_and_the_bad_ones_harm_no_other() {
         t.join().unwrap_or_else(|_| panic!("program {i} failed"));
     }
 }
+
+/// The suite's one slow test (about 8 s of CPU in one turn, so it runs
+/// alongside the others, never after them): a compute-heavy worker, as real
+/// mini-programs have, finishes under the default limits (60 s of CPU per
+/// turn, SPEC section 5).
+#[test]
+fn slow_a_compute_heavy_turn_finishes_under_the_default_limits() {
+    let path = fixture("compute");
+    let out = crate::common::miniworker(&["run", "--timeout", "300", path.to_str().expect("utf-8 path")]);
+    let text = crate::common::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        crate::common::stderr(&out)
+    );
+    assert_eq!(text, "[main] queens(12) = 14200, 14200, 14200, 14200\n");
+}

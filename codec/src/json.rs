@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use crate::tokens::opens;
 use crate::{DecodeError, Str, Token, Tokens, ViewBuffer, ViewKind};
 
 /// JSON text longer than this is refused ([`JsonError::TooLarge`]): shared
@@ -61,8 +62,12 @@ enum Frame<'a> {
     Object(u64, bool, Option<Str<'a>>),
     /// An array: its reference index and whether an element was written.
     Array(u64, bool),
-    /// A Map or Set, written as `{}`: its contents are skipped.
+    /// A Map, Set or Error with properties, written as `{}`: its contents
+    /// are skipped.
     Skipped,
+    /// The value of an array's non-index property, which `JSON.stringify`
+    /// leaves out: it is skipped.
+    SkipValue,
 }
 
 /// `bytes` (a message) as JSON text of at most `limit` bytes, following
@@ -120,15 +125,24 @@ fn emit(
             readers.pop();
             continue;
         };
-        if let Some(Frame::Skipped) = stack.last() {
-            match token {
-                Token::Object | Token::Array(_) | Token::Map | Token::Set => stack.push(Frame::Skipped),
-                Token::End => {
+        match stack.last_mut() {
+            Some(Frame::Skipped) => {
+                if opens(&token) {
+                    stack.push(Frame::Skipped);
+                } else if let Token::End = token {
                     stack.pop();
                 }
-                _ => {}
+                continue;
             }
-            continue;
+            Some(top @ Frame::SkipValue) => {
+                if opens(&token) {
+                    *top = Frame::Skipped;
+                } else {
+                    stack.pop();
+                }
+                continue;
+            }
+            _ => {}
         }
         if let Token::End = token {
             match stack.pop() {
@@ -139,8 +153,9 @@ fn emit(
             continue;
         }
         if let Token::Key(key) = token {
-            if let Some(Frame::Object(_, _, pending)) = stack.last_mut() {
-                *pending = Some(key);
+            match stack.last_mut() {
+                Some(Frame::Object(_, _, pending)) => *pending = Some(key),
+                _ => stack.push(Frame::SkipValue),
             }
             continue;
         }
@@ -203,7 +218,7 @@ fn emit(
                     stack.push(Frame::Array(index, false));
                 }
             }
-            Token::Map | Token::Set => {
+            Token::Map | Token::Set | Token::Error { props: true, .. } => {
                 out.push("{}")?;
                 stack.push(Frame::Skipped);
             }
@@ -273,7 +288,7 @@ impl Out {
                     self.push(",")?;
                 }
             }
-            Some(Frame::Skipped) | None => {}
+            Some(Frame::Skipped | Frame::SkipValue) | None => {}
         }
         Ok(false)
     }
@@ -432,6 +447,43 @@ mod tests {
         let mut w = Writer::new(usize::MAX);
         build(&mut w);
         write_json(&w.finish(), MAX_JSON_BYTES)
+    }
+
+    #[test]
+    fn array_properties_are_left_out_and_errors_with_properties_are_empty() {
+        // {a: [1, x: {deep: [2]}, y: ref a], e: AggregateError{errors: [3]}, after: 4}
+        let text = json(|w| {
+            w.tag(tag::OBJECT).unwrap();
+            w.string("a").unwrap();
+            w.tag(tag::ARRAY_PROPS).unwrap();
+            w.varint(1).unwrap();
+            w.number(1.0).unwrap();
+            w.string("x").unwrap();
+            w.tag(tag::OBJECT).unwrap();
+            w.string("deep").unwrap();
+            w.tag(tag::ARRAY).unwrap();
+            w.varint(1).unwrap();
+            w.number(2.0).unwrap();
+            w.tag(tag::END).unwrap();
+            w.string("y").unwrap();
+            w.tag(tag::REF).unwrap();
+            w.varint(1).unwrap();
+            w.tag(tag::END).unwrap();
+            w.string("e").unwrap();
+            w.tag(tag::ERROR_PROPS).unwrap();
+            w.string("AggregateError").unwrap();
+            w.string("m").unwrap();
+            w.tag(tag::UNDEFINED).unwrap();
+            w.string("errors").unwrap();
+            w.tag(tag::ARRAY).unwrap();
+            w.varint(1).unwrap();
+            w.number(3.0).unwrap();
+            w.tag(tag::END).unwrap();
+            w.string("after").unwrap();
+            w.number(4.0).unwrap();
+            w.tag(tag::END).unwrap();
+        });
+        assert_eq!(text.unwrap(), r#"{"a":[1],"e":{},"after":4}"#);
     }
 
     #[test]

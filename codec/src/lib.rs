@@ -75,6 +75,13 @@ pub mod tag {
     pub const VIEW: u8 = 0x17;
     /// An Error: name string, message string, stack string or UNDEFINED.
     pub const ERROR: u8 = 0x18;
+    /// An array with own non-index properties: as ARRAY, then (string key,
+    /// value) pairs, then END. No key is an array index or `length`.
+    pub const ARRAY_PROPS: u8 = 0x19;
+    /// An Error with own properties beyond name, message and stack (an
+    /// AggregateError's `errors`): as ERROR, then (string key, value) pairs,
+    /// then END.
+    pub const ERROR_PROPS: u8 = 0x1A;
 }
 
 /// The kinds of [`tag::VIEW`], with their element sizes.

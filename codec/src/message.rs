@@ -42,8 +42,9 @@ pub enum Item {
 pub enum Node {
     /// A plain object: own enumerable string-keyed properties, in order.
     Object(Vec<(String, Item)>),
-    /// An array.
-    Array(Vec<Item>),
+    /// An array: its elements (holes included), then its own enumerable
+    /// non-index properties, in order (usually none).
+    Array(Vec<Item>, Vec<(String, Item)>),
     /// A Date's time value.
     Date(f64),
     /// A RegExp.
@@ -78,6 +79,8 @@ pub enum Node {
         message: String,
         /// `stack`, when it had one.
         stack: Option<String>,
+        /// Own properties beyond these: an AggregateError's `errors`.
+        props: Vec<(String, Item)>,
     },
 }
 
@@ -124,11 +127,20 @@ impl Message {
                     pending_key = Some(k.to_string_lossy());
                     continue;
                 }
-                Token::Object | Token::Array(_) | Token::Map | Token::Set => {
+                Token::Object
+                | Token::Array(_)
+                | Token::Map
+                | Token::Set
+                | Token::Error { props: true, .. } => {
                     nodes.push(match token {
                         Token::Object => Node::Object(Vec::new()),
-                        Token::Array(len) => Node::Array(Vec::with_capacity(len.min(1 << 16) as usize)),
+                        Token::Array(len) => {
+                            Node::Array(Vec::with_capacity(len.min(1 << 16) as usize), Vec::new())
+                        }
                         Token::Map => Node::Map(Vec::new()),
+                        Token::Error {
+                            name, message, stack, ..
+                        } => error_node(name, message, stack),
                         _ => Node::Set(Vec::new()),
                     });
                     open.push((nodes.len() - 1, pending_key.take(), None));
@@ -176,23 +188,20 @@ impl Message {
                     };
                     Item::Ref(me)
                 }
-                Token::Error { name, message, stack } => push(
-                    &mut nodes,
-                    Node::Error {
-                        name: name.to_string_lossy(),
-                        message: message.to_string_lossy(),
-                        stack: stack.map(Str::to_string_lossy),
-                    },
-                ),
+                Token::Error {
+                    name, message, stack, ..
+                } => push(&mut nodes, error_node(name, message, stack)),
             };
             // Deliver `item` to its container, or it is the root.
             let Some((parent, _, map_key)) = open.last_mut() else {
                 return Ok(Message { root: item, nodes });
             };
-            match nodes.get_mut(*parent) {
-                Some(Node::Array(v)) | Some(Node::Set(v)) => v.push(item),
-                Some(Node::Object(v)) => v.push((pending_key.take().unwrap_or_default(), item)),
-                Some(Node::Map(v)) => match map_key.take() {
+            match (nodes.get_mut(*parent), pending_key.take()) {
+                (Some(Node::Object(v) | Node::Array(_, v) | Node::Error { props: v, .. }), Some(key)) => {
+                    v.push((key, item))
+                }
+                (Some(Node::Array(v, _) | Node::Set(v)), None) => v.push(item),
+                (Some(Node::Map(v)), _) => match map_key.take() {
                     None => *map_key = Some(item),
                     Some(k) => v.push((k, item)),
                 },
@@ -211,11 +220,6 @@ impl Message {
         // The index each node got in this encoding, once written.
         let mut index: Vec<Option<u64>> = vec![None; self.nodes.len()];
         let mut next_index = 0u64;
-        enum Task<'a> {
-            Item(&'a Item),
-            Key(&'a str),
-            End,
-        }
         let mut tasks = vec![Task::Item(&self.root)];
         while let Some(task) = tasks.pop() {
             let item = match task {
@@ -278,15 +282,18 @@ impl Message {
             match n {
                 Node::Object(props) => {
                     w.tag(tag::OBJECT)?;
-                    tasks.push(Task::End);
-                    for (k, v) in props.iter().rev() {
-                        tasks.push(Task::Item(v));
-                        tasks.push(Task::Key(k));
-                    }
+                    push_props(&mut tasks, props);
                 }
-                Node::Array(items) => {
-                    w.tag(tag::ARRAY)?;
+                Node::Array(items, props) => {
+                    w.tag(if props.is_empty() {
+                        tag::ARRAY
+                    } else {
+                        tag::ARRAY_PROPS
+                    })?;
                     w.varint(items.len() as u64)?;
+                    if !props.is_empty() {
+                        push_props(&mut tasks, props);
+                    }
                     tasks.extend(items.iter().rev().map(Task::Item));
                 }
                 Node::Date(t) => {
@@ -335,13 +342,25 @@ impl Message {
                         _ => write_buffer(&mut w, &[])?,
                     }
                 }
-                Node::Error { name, message, stack } => {
-                    w.tag(tag::ERROR)?;
+                Node::Error {
+                    name,
+                    message,
+                    stack,
+                    props,
+                } => {
+                    w.tag(if props.is_empty() {
+                        tag::ERROR
+                    } else {
+                        tag::ERROR_PROPS
+                    })?;
                     w.string(name)?;
                     w.string(message)?;
                     match stack {
                         Some(s) => w.string(s)?,
                         None => w.tag(tag::UNDEFINED)?,
+                    }
+                    if !props.is_empty() {
+                        push_props(&mut tasks, props);
                     }
                 }
             }
@@ -373,7 +392,7 @@ impl Message {
                 Value::Number(n) => Item::Number(n.as_f64().unwrap_or(f64::NAN)),
                 Value::String(s) => Item::String(s.clone()),
                 Value::Array(_) => {
-                    nodes.push(Node::Array(Vec::new()));
+                    nodes.push(Node::Array(Vec::new(), Vec::new()));
                     work.push((nodes.len() - 1, v));
                     Item::Ref(nodes.len() - 1)
                 }
@@ -392,9 +411,10 @@ impl Message {
             let (node, v) = work[i];
             i += 1;
             let filled = match v {
-                Value::Array(items) => {
-                    Node::Array(items.iter().map(|x| item_of(x, &mut nodes, &mut work)).collect())
-                }
+                Value::Array(items) => Node::Array(
+                    items.iter().map(|x| item_of(x, &mut nodes, &mut work)).collect(),
+                    Vec::new(),
+                ),
                 Value::Object(map) => Node::Object(
                     map.iter()
                         .map(|(k, x)| (k.clone(), item_of(x, &mut nodes, &mut work)))
@@ -405,6 +425,31 @@ impl Message {
             nodes[node] = filled;
         }
         Message { root, nodes }
+    }
+}
+
+/// One step of [`Message::encode`].
+enum Task<'a> {
+    Item(&'a Item),
+    Key(&'a str),
+    End,
+}
+
+/// Schedules `props` (key, value pairs), then END.
+fn push_props<'a>(tasks: &mut Vec<Task<'a>>, props: &'a [(String, Item)]) {
+    tasks.push(Task::End);
+    for (k, v) in props.iter().rev() {
+        tasks.push(Task::Item(v));
+        tasks.push(Task::Key(k));
+    }
+}
+
+fn error_node(name: Str<'_>, message: Str<'_>, stack: Option<Str<'_>>) -> Node {
+    Node::Error {
+        name: name.to_string_lossy(),
+        message: message.to_string_lossy(),
+        stack: stack.map(Str::to_string_lossy),
+        props: Vec::new(),
     }
 }
 
@@ -429,11 +474,39 @@ mod tests {
     }
 
     #[test]
+    fn array_and_error_properties_round_trip() {
+        // [1, <hole>, tag: 'x', self: <the array>] and an AggregateError
+        // whose errors hold the array.
+        let m = Message {
+            root: Item::Ref(0),
+            nodes: vec![
+                Node::Error {
+                    name: "AggregateError".into(),
+                    message: "two failed".into(),
+                    stack: None,
+                    props: vec![("errors".into(), Item::Ref(1))],
+                },
+                Node::Array(
+                    vec![Item::Number(1.0), Item::Hole],
+                    vec![
+                        ("tag".into(), Item::String("x".into())),
+                        ("self".into(), Item::Ref(1)),
+                    ],
+                ),
+            ],
+        };
+        let bytes = m.encode(usize::MAX).unwrap();
+        assert_eq!(bytes[1], tag::ERROR_PROPS);
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+        assert_eq!(m.to_json().unwrap(), serde_json::json!({}));
+    }
+
+    #[test]
     fn cycles_decode_but_do_not_become_json() {
         // [ <self> ]
         let bytes = [crate::VERSION, tag::ARRAY, 1, tag::REF, 0];
         let m = Message::decode(&bytes).unwrap();
-        assert_eq!(m.nodes, [Node::Array(vec![Item::Ref(0)])]);
+        assert_eq!(m.nodes, [Node::Array(vec![Item::Ref(0)], Vec::new())]);
         assert_eq!(m.to_json(), Err(JsonError::Cycle));
         assert_eq!(m.encode(usize::MAX).unwrap(), bytes);
     }

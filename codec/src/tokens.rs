@@ -89,7 +89,9 @@ pub enum Token<'a> {
     Key(Str<'a>),
     /// Opens a plain object: `Key`, value pairs follow, then `End`.
     Object,
-    /// Opens an array of this length: that many values or holes, then `End`.
+    /// Opens an array of this length: that many values or holes, then its
+    /// own non-index properties as `Key`, value pairs (none for most
+    /// arrays), then `End`.
     Array(u64),
     /// Opens a Map: key and value alternate, then `End`.
     Map,
@@ -127,19 +129,32 @@ pub enum Token<'a> {
         message: Str<'a>,
         /// `stack`, when it had one.
         stack: Option<Str<'a>>,
+        /// Own properties beyond these follow (an AggregateError's
+        /// `errors`): then the error opens, and `Key`, value pairs follow,
+        /// then `End`.
+        props: bool,
     },
 }
 
 /// An open container.
 #[derive(Clone, Copy, Debug)]
 enum Frame {
-    /// Elements still to read.
-    Array(u64),
-    /// Whether the next item is a key.
-    Object(bool),
+    /// Elements still to read, and whether properties follow them.
+    Array(u64, bool),
+    /// Properties: whether the next item is a key, and whose they are.
+    Props(bool, Owner),
     /// Whether the next value is an entry's key.
     Map(bool),
     Set,
+}
+
+/// What holds the properties being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Object,
+    /// An array's, after its elements: no key is an index or `length`.
+    Array,
+    Error,
 }
 
 /// Reads a message token by token, checking everything on the way.
@@ -225,12 +240,16 @@ impl<'a> Tokens<'a> {
     #[inline]
     fn step(&mut self) -> Result<Token<'a>, DecodeError> {
         match self.stack.last_mut() {
-            Some(Frame::Array(0)) => {
+            Some(Frame::Array(0, false)) => {
                 self.stack.pop();
                 self.delivered();
                 return Ok(Token::End);
             }
-            Some(Frame::Object(want_key @ true)) => {
+            Some(top @ Frame::Array(0, true)) => *top = Frame::Props(true, Owner::Array),
+            _ => {}
+        }
+        match self.stack.last_mut() {
+            Some(Frame::Props(want_key @ true, owner)) => {
                 if self.r.peek()? == tag::END {
                     self.r.byte()?;
                     self.stack.pop();
@@ -238,7 +257,12 @@ impl<'a> Tokens<'a> {
                     return Ok(Token::End);
                 }
                 *want_key = false;
-                return Ok(Token::Key(self.r.any_string()?));
+                let is_array = *owner == Owner::Array;
+                let key = self.r.any_string()?;
+                if is_array && is_array_own_key(key) {
+                    return Err(self.r.error("an array property named by an index or length"));
+                }
+                return Ok(Token::Key(key));
             }
             Some(Frame::Map(want_key)) if self.r.peek()? == tag::END => {
                 if !*want_key {
@@ -257,7 +281,7 @@ impl<'a> Tokens<'a> {
             }
             _ => {}
         }
-        let in_array = matches!(self.stack.last(), Some(Frame::Array(_)));
+        let in_array = matches!(self.stack.last(), Some(Frame::Array(..)));
         let token = self.value(in_array)?;
         if !opens(&token) {
             self.delivered();
@@ -269,8 +293,8 @@ impl<'a> Tokens<'a> {
     #[inline]
     fn delivered(&mut self) {
         match self.stack.last_mut() {
-            Some(Frame::Array(remaining)) => *remaining -= 1,
-            Some(Frame::Object(want_key)) => *want_key = true,
+            Some(Frame::Array(remaining, _)) => *remaining -= 1,
+            Some(Frame::Props(want_key, _)) => *want_key = true,
             Some(Frame::Map(want_key)) => *want_key = !*want_key,
             Some(Frame::Set) | None => {}
         }
@@ -310,13 +334,13 @@ impl<'a> Tokens<'a> {
             tag::HOLE if in_array => Token::Hole,
             tag::OBJECT => {
                 self.take_index();
-                self.stack.push(Frame::Object(true));
+                self.stack.push(Frame::Props(true, Owner::Object));
                 Token::Object
             }
-            tag::ARRAY => {
+            tag::ARRAY | tag::ARRAY_PROPS => {
                 let len = r.length(1)?;
                 self.take_index();
-                self.stack.push(Frame::Array(len));
+                self.stack.push(Frame::Array(len, t == tag::ARRAY_PROPS));
                 Token::Array(len)
             }
             tag::MAP => {
@@ -348,7 +372,7 @@ impl<'a> Tokens<'a> {
                 Token::ArrayBuffer(bytes)
             }
             tag::VIEW => self.view()?,
-            tag::ERROR => {
+            tag::ERROR | tag::ERROR_PROPS => {
                 let name = r.any_string()?;
                 let message = r.any_string()?;
                 let stack = if r.peek()? == tag::UNDEFINED {
@@ -358,7 +382,16 @@ impl<'a> Tokens<'a> {
                     Some(r.any_string()?)
                 };
                 self.take_index();
-                Token::Error { name, message, stack }
+                let props = t == tag::ERROR_PROPS;
+                if props {
+                    self.stack.push(Frame::Props(true, Owner::Error));
+                }
+                Token::Error {
+                    name,
+                    message,
+                    stack,
+                    props,
+                }
             }
             _ => return Err(r.error("unknown tag")),
         })
@@ -409,8 +442,23 @@ impl<'a> Tokens<'a> {
 
 /// Whether `token` opens a container (its `End` completes it).
 #[inline]
-fn opens(token: &Token<'_>) -> bool {
-    matches!(token, Token::Object | Token::Array(_) | Token::Map | Token::Set)
+pub(crate) fn opens(token: &Token<'_>) -> bool {
+    matches!(
+        token,
+        Token::Object | Token::Array(_) | Token::Map | Token::Set | Token::Error { props: true, .. }
+    )
+}
+
+/// Whether `key` names an array's element or its `length`: such a key is
+/// not one of the properties that follow an array's elements.
+fn is_array_own_key(key: Str<'_>) -> bool {
+    let Str::Utf8(k) = key else {
+        return false;
+    };
+    k == "length"
+        || (k
+            .parse::<u32>()
+            .is_ok_and(|i| i != u32::MAX && i.to_string() == k))
 }
 
 /// Checks a whole message without building anything: the host's check of
@@ -504,10 +552,65 @@ mod tests {
                 }),
                 "trailing bytes",
             ),
+            (
+                bytes(|w| {
+                    w.tag(tag::ARRAY_PROPS).unwrap();
+                    w.varint(0).unwrap();
+                    w.string("length").unwrap();
+                    w.number(5.0).unwrap();
+                    w.tag(tag::END).unwrap();
+                }),
+                "an array property named by an index or length",
+            ),
+            (
+                bytes(|w| {
+                    w.tag(tag::ARRAY_PROPS).unwrap();
+                    w.varint(1).unwrap();
+                    w.tag(tag::HOLE).unwrap();
+                    w.string("0").unwrap();
+                    w.number(5.0).unwrap();
+                    w.tag(tag::END).unwrap();
+                }),
+                "an array property named by an index or length",
+            ),
+            (
+                bytes(|w| {
+                    w.tag(tag::ARRAY_PROPS).unwrap();
+                    w.varint(0).unwrap();
+                    w.string("x").unwrap();
+                    w.tag(tag::HOLE).unwrap();
+                    w.tag(tag::END).unwrap();
+                }),
+                "unknown tag",
+            ),
+            (
+                bytes(|w| {
+                    w.tag(tag::ERROR_PROPS).unwrap();
+                    w.string("Error").unwrap();
+                    w.string("").unwrap();
+                    w.tag(tag::UNDEFINED).unwrap();
+                }),
+                "unexpected end",
+            ),
         ];
         for (msg, what) in cases {
             assert_eq!(validate(&msg).map_err(|e| e.what), Err(what), "{msg:?}");
         }
+    }
+
+    #[test]
+    fn keys_that_are_not_indexes_may_follow_an_array() {
+        let msg = bytes(|w| {
+            w.tag(tag::ARRAY_PROPS).unwrap();
+            w.varint(1).unwrap();
+            w.number(7.0).unwrap();
+            for k in ["01", "-1", "4294967295", "1.5", "index"] {
+                w.string(k).unwrap();
+                w.tag(tag::NULL).unwrap();
+            }
+            w.tag(tag::END).unwrap();
+        });
+        assert_eq!(validate(&msg), Ok(1));
     }
 
     #[test]

@@ -23,6 +23,7 @@
   const charCodeAt = String.prototype.charCodeAt;
   const fromCharCode = String.fromCharCode;
   const defineProperty = Object.defineProperty;
+  const hasOwn = Object.hasOwn;
   const RegExpCtor = RegExp;
   const MapCtor = Map;
   const SetCtor = Set;
@@ -86,12 +87,13 @@
     dateValue(d) {
       return call(dateGetTime, d);
     },
-    // Own or inherited name, message and stack, as strings (stack may be undefined).
+    // Own or inherited name, message and stack, as strings (stack may be
+    // undefined), and whether it has its own `errors` (an AggregateError's).
     errorParts(e) {
       const name = e.name;
       const stack = e.stack;
       return [name === undefined ? 'Error' : String(name), e.message === undefined ? '' : String(e.message),
-        typeof stack === 'string' ? stack : undefined];
+        typeof stack === 'string' ? stack : undefined, hasOwn(e, 'errors')];
     },
     codeUnits(s) {
       const out = new Uint16Array(s.length);
@@ -116,9 +118,9 @@
       return new views[name](buffer, offset, length);
     },
     makeError(name, message, stack) {
-      const Ctor = Object.prototype.hasOwnProperty.call(errors, name) ? errors[name] : ErrorCtor;
-      // AggregateError takes its errors first (`errors` is not part of the
-      // format yet: the copy has none); the message must stay the message.
+      const Ctor = hasOwn(errors, name) ? errors[name] : ErrorCtor;
+      // AggregateError takes its errors first; the decoder defines the
+      // copied `errors` afterwards. The message must stay the message.
       const e = Ctor === errors.AggregateError ? new Ctor([], message) : new Ctor(message);
       if (Ctor === ErrorCtor && name !== 'Error') {
         defineProperty(e, 'name', { value: name, writable: true, configurable: true, enumerable: false });

@@ -15,9 +15,12 @@ use super::{helper, with_state};
 enum Open<'js> {
     /// An object and the key of the property being read.
     Object(Object<'js>, Option<Atom<'js>>),
-    /// An array, the index of its next element, and its length (set at
-    /// its end: elements defined in order keep QuickJS's fast array).
-    Array(Object<'js>, u32, u64),
+    /// An array, the index of its next element, its length (set at its
+    /// end: elements defined in order keep QuickJS's fast array), and the
+    /// key of the non-index property being read, after the elements.
+    Array(Object<'js>, u32, u64, Option<Atom<'js>>),
+    /// An Error and the key of its property being read (`errors`).
+    Error(Object<'js>, Option<Atom<'js>>),
     /// A Map and the key of the entry being read.
     Map(Object<'js>, Option<Value<'js>>),
     Set(Object<'js>),
@@ -86,7 +89,9 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                         Str::Utf8(k) => Atom::from_str(ctx.clone(), k)?,
                         Str::Utf16(_) => Atom::from_value(ctx.clone(), &js_string(ctx, &helpers, key)?)?,
                     };
-                    if let Some(Open::Object(_, slot)) = open.last_mut() {
+                    if let Some(Open::Object(_, slot) | Open::Array(.., slot) | Open::Error(_, slot)) =
+                        open.last_mut()
+                    {
                         *slot = Some(atom);
                     }
                     continue;
@@ -100,7 +105,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 Token::Array(len) => {
                     let arr = Array::new(ctx.clone())?.into_object();
                     nodes.push(arr.clone().into_value());
-                    open.push(Open::Array(arr, 0, len));
+                    open.push(Open::Array(arr, 0, len, None));
                     continue;
                 }
                 Token::Map | Token::Set => {
@@ -116,11 +121,13 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     continue;
                 }
                 Token::End => match open.pop() {
-                    Some(Open::Array(arr, _, len)) => {
+                    Some(Open::Array(arr, _, len, _)) => {
                         arr.set("length", len as f64)?;
                         Some(arr.into_value())
                     }
-                    Some(Open::Object(o, _) | Open::Map(o, _) | Open::Set(o)) => Some(o.into_value()),
+                    Some(Open::Object(o, _) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => {
+                        Some(o.into_value())
+                    }
                     None => None,
                 },
                 Token::Date(time) => {
@@ -167,12 +174,24 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     nodes[me] = v.clone();
                     Some(v)
                 }
-                Token::Error { name, message, stack } => {
+                Token::Error {
+                    name,
+                    message,
+                    stack,
+                    props,
+                } => {
                     let name = js_string(ctx, &helpers, name)?;
                     let message = js_string(ctx, &helpers, message)?;
                     let stack = stack.map(|s| js_string(ctx, &helpers, s)).transpose()?;
                     let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
                     nodes.push(v.clone());
+                    if props {
+                        let obj = v
+                            .into_object()
+                            .ok_or_else(|| Exception::throw_internal(ctx, "makeError"))?;
+                        open.push(Open::Error(obj, None));
+                        continue;
+                    }
                     Some(v)
                 }
             };
@@ -180,11 +199,22 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 None => {
                     return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
                 }
-                Some(Open::Array(arr, i, _)) => {
+                Some(Open::Array(arr, _, _, key @ Some(_))) => {
+                    if let (Some(k), Some(v)) = (key.take(), item) {
+                        arr.prop(k, data_property(v))?;
+                    }
+                }
+                Some(Open::Array(arr, i, _, None)) => {
                     if let Some(v) = item {
                         arr.prop(*i, data_property(v))?;
                     }
                     *i = i.wrapping_add(1);
+                }
+                Some(Open::Error(obj, key)) => {
+                    // As the constructor makes them: not enumerable.
+                    if let (Some(k), Some(v)) = (key.take(), item) {
+                        obj.prop(k, Property::from(v).writable().configurable())?;
+                    }
                 }
                 Some(Open::Object(obj, key)) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {

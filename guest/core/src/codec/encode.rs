@@ -12,7 +12,9 @@ use super::{Classes, class_of, data_clone_error, fits, helper, too_large, with_s
 // ---- encoding ---------------------------------------------------------------------
 
 enum Frame<'js> {
-    /// An object's own enumerable string-keyed properties; END after them.
+    /// Own enumerable string-keyed properties (an object's, an array's
+    /// non-index ones after its elements, an AggregateError's `errors`);
+    /// END after them.
     Props(Object<'js>, Vec<Atom<'js>>, usize),
     /// An array's elements (length-prefixed, no END).
     Elems(Object<'js>, u32, u32),
@@ -318,8 +320,18 @@ impl<'js> Encoder<'_, 'js> {
             let len: u32 = obj.get("length")?;
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
-            let r = self.w.tag(tag::ARRAY).and_then(|_| self.w.varint(len as u64));
+            let props = self.array_props(&obj)?;
+            let t = if props.is_empty() {
+                tag::ARRAY
+            } else {
+                tag::ARRAY_PROPS
+            };
+            let r = self.w.tag(t).and_then(|_| self.w.varint(len as u64));
             fits(self.ctx, r)?;
+            // Elements first, then the properties and END.
+            if !props.is_empty() {
+                self.stack.push(Frame::Props(obj.clone(), props, 0));
+            }
             self.stack.push(Frame::Elems(obj, len, 0));
         } else if class == c.map || class == c.set {
             let (t, name) = if class == c.map {
@@ -366,15 +378,24 @@ impl<'js> Encoder<'_, 'js> {
                 ));
             }
         } else if class == c.error {
-            let parts: Array = helper(&self.helpers, "errorParts")?.call((obj,))?;
+            let parts: Array = helper(&self.helpers, "errorParts")?.call((obj.clone(),))?;
             let (name, message, stack): (Value, Value, Value) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
-            fits(self.ctx, self.w.tag(tag::ERROR))?;
+            // An AggregateError's own `errors`: the one property beyond these.
+            let has_errors: bool = parts.get(3)?;
+            fits(
+                self.ctx,
+                self.w.tag(if has_errors { tag::ERROR_PROPS } else { tag::ERROR }),
+            )?;
             self.js_string(name)?;
             self.js_string(message)?;
             if stack.is_string() {
                 self.js_string(stack)?;
             } else {
                 fits(self.ctx, self.w.tag(tag::UNDEFINED))?;
+            }
+            if has_errors {
+                let errors = Atom::from_str(self.ctx.clone(), "errors")?;
+                self.stack.push(Frame::Props(obj, vec![errors], 0));
             }
         } else {
             // Plain objects, class instances and anything else: own enumerable
@@ -384,6 +405,49 @@ impl<'js> Encoder<'_, 'js> {
             self.stack.push(Frame::Props(obj, keys, 0));
         }
         Ok(())
+    }
+
+    /// An array's own enumerable string-keyed properties that are not
+    /// indexes (usually none), read without making a key of every index:
+    /// QuickJS lists indexes as tagged-integer atoms, which are skipped.
+    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Vec<Atom<'js>>> {
+        // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
+        const ATOM_TAG_INT: u32 = 1 << 31;
+        let raw_ctx = self.ctx.as_raw().as_ptr();
+        let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
+        let mut len: u32 = 0;
+        let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
+        // SAFETY: lists the own keys of a live object; on success `tab`
+        // holds `len` entries, freed below, once.
+        if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
+            return Err(quickjs::Error::Exception);
+        }
+        let entries: &[qjs::JSPropertyEnum] = if tab.is_null() {
+            &[]
+        } else {
+            // SAFETY: QuickJS returned `len` initialised entries at `tab`.
+            unsafe { std::slice::from_raw_parts(tab, len as usize) }
+        };
+        let mut props = Vec::new();
+        let mut failed = None;
+        for entry in entries.iter().filter(|e| e.atom & ATOM_TAG_INT == 0) {
+            // SAFETY: makes a new owned string value of a live atom.
+            let key = unsafe { Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(raw_ctx, entry.atom)) };
+            match key.as_string().map(|k| k.to_string()) {
+                // An index past the tagged range (not reachable under the
+                // message limit, checked all the same).
+                Some(Ok(k))
+                    if k.parse::<u32>()
+                        .is_ok_and(|i| i != u32::MAX && i.to_string() == k) => {}
+                _ => match Atom::from_value(self.ctx.clone(), &key) {
+                    Ok(atom) => props.push(atom),
+                    Err(e) => failed = Some(e),
+                },
+            }
+        }
+        // SAFETY: frees the table JS_GetOwnPropertyNames returned.
+        unsafe { qjs::JS_FreePropertyEnum(raw_ctx, tab, len) };
+        failed.map_or(Ok(props), Err)
     }
 
     fn array_buffer(&mut self, obj: &Object<'js>) -> quickjs::Result<()> {

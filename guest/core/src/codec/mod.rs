@@ -10,9 +10,10 @@
 //! accessor, and class ids are what JavaScript cannot fake); a string's
 //! UTF-16 length and its UTF-8 bytes without a copy (`JS_GetLength`,
 //! `JS_ToCStringLen2`), an ArrayBuffer's bytes in place (`JS_GetArrayBuffer`),
-//! a Date from a time value (`JS_NewDate`) and an object's identity
-//! (`JS_VALUE_GET_PTR`): each has no rquickjs equivalent that avoids a
-//! JavaScript call or a copy per value.
+//! a Date from a time value (`JS_NewDate`), an object's identity
+//! (`JS_VALUE_GET_PTR`) and an array's non-index keys
+//! (`JS_GetOwnPropertyNames`, skipping index atoms unread): each has no
+//! rquickjs equivalent that avoids a JavaScript call or a copy per value.
 
 mod decode;
 mod encode;
