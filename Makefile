@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test typescript lint fuzz bench bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test test-tools typescript lint fuzz bench bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -77,8 +77,19 @@ build: precompile
 run: build
 	./target/release/miniworker run examples/hello
 
-test: precompile typescript
+test: precompile typescript test-tools
 	$(CARGO) test --release --workspace
+
+# Real peers of the server tests: HAProxy in front of two servers (Debian's
+# package). A test whose tool is missing says it was skipped.
+TEST_PACKAGES := haproxy
+test-tools:
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing for the tests:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	    || echo "(could not install$$missing: the tests that need it will say they were skipped)"; \
+	fi
 
 # TypeScript's compiler (the test of types/miniworker.d.ts) and jco (the
 # test that hosts the worker component in Node.js), under target/npm;

@@ -100,22 +100,22 @@ fn event_schema() -> &'static jsonschema::Validator {
 /// the last one `exit`.
 pub fn event_lines(output: &[u8]) -> Vec<serde_json::Value> {
     let text = String::from_utf8_lossy(output);
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| {
-            let value: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
-            if let Err(e) = event_schema().validate(&value) {
-                panic!("a line outside the schema: {l}: {e}");
-            }
-            assert!(l.starts_with("{\"type\":"), "type is not the first key: {l}");
-            value
-        })
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(event_line).collect();
     assert_eq!(
         lines.last().and_then(|l| l["type"].as_str()),
         Some("exit"),
         "the stream ends with exit: {text}"
     );
     lines
+}
+
+/// One line of an event stream: JSON, valid against
+/// `docs/events.schema.json`, with `type` as its first key.
+pub fn event_line(l: &str) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+    if let Err(e) = event_schema().validate(&value) {
+        panic!("a line outside the schema: {l}: {e}");
+    }
+    assert!(l.starts_with("{\"type\":"), "type is not the first key: {l}");
+    value
 }

@@ -13,5 +13,6 @@ mod lossless;
 mod messaging;
 mod modules;
 mod project;
+mod serve;
 mod stdio;
 mod types;

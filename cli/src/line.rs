@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use miniworker::{ConsoleLevel, Dropped, Event, KillReason, Source};
+use miniworker::{ConsoleLevel, Dropped, Event, KillReason, Limits, Source};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -56,6 +56,20 @@ pub enum ExitReason {
     BadUsage,
     /// The host itself failed (a broken build; exit code 70).
     HostError,
+    /// `serve`: the host was draining and the drain timeout passed.
+    Draining,
+    /// `serve`: the client missed two pings in a row.
+    Idle,
+}
+
+impl ExitReason {
+    /// Its name in the stream (`end-of-input`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
 }
 
 /// One line of the stream. `type` comes first; object keys of messages keep
@@ -114,6 +128,19 @@ pub enum Line {
         /// How many.
         count: u64,
     },
+    /// `serve`: the host lacks the project: send it as one binary frame, a
+    /// tar archive whose SHA-256 is the project's hash.
+    NeedProject {
+        /// The largest archive the host takes.
+        max_bytes: u64,
+    },
+    /// `serve`: the session is open; the stream of the entry file follows.
+    Opened {
+        /// The session's id (in the host's logs too).
+        session: String,
+        /// The limits in effect for each context of the session.
+        limits: EffectiveLimits,
+    },
     /// An input line was refused; the stream goes on.
     ProtocolError {
         /// Why.
@@ -126,6 +153,46 @@ pub enum Line {
         /// Why it ended.
         reason: ExitReason,
     },
+}
+
+/// The limits of one session, as `opened` reports them and a token's `lim`
+/// claim lowers them (SPEC sections 5 and 9). Sizes in bytes, CPU time in
+/// seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EffectiveLimits {
+    /// Linear memory of each context.
+    pub memory: u64,
+    /// QuickJS stack of each context.
+    pub stack: u64,
+    /// CPU time of one turn.
+    pub cpu_time: f64,
+    /// The largest message.
+    pub message: u64,
+    /// Messages queued per direction.
+    pub queue_messages: u64,
+    /// Encoded bytes queued per direction.
+    pub queue_bytes: u64,
+    /// Live timers of each context.
+    pub timers: u64,
+    /// Console output per turn.
+    pub console: u64,
+}
+
+impl EffectiveLimits {
+    /// The values of `limits`.
+    pub fn of(limits: &Limits) -> EffectiveLimits {
+        EffectiveLimits {
+            memory: limits.memory_bytes() as u64,
+            stack: limits.stack_bytes() as u64,
+            cpu_time: limits.cpu_time_per_turn().as_secs_f64(),
+            message: limits.message_bytes() as u64,
+            queue_messages: limits.queue_message_count() as u64,
+            queue_bytes: limits.queue_byte_count() as u64,
+            timers: limits.timer_count() as u64,
+            console: limits.console_bytes_per_turn() as u64,
+        }
+    }
 }
 
 /// A console level.
@@ -175,6 +242,12 @@ pub enum What {
 }
 
 impl Line {
+    /// The line as JSON text, without its newline (a WebSocket text frame).
+    pub fn to_text(&self) -> String {
+        // Serializing these types cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The line of a library event; `None` for one that has no line
     /// (`ready`, which the stream's owner writes itself).
     pub fn from_event(event: Event) -> Option<Line> {

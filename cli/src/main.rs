@@ -1,9 +1,12 @@
 //! The `miniworker` command line. It owns the process (flags, signals,
 //! logging, exit codes) and renders the library's events: `[main] ` lines
-//! for `run`, the JSON event stream for `run --json` and the stdio protocol.
+//! for `run`, the JSON event stream for `run --json`, the stdio protocol,
+//! and the server (`serve`).
 
 mod flags;
+mod input;
 mod line;
+mod serve;
 mod stdio;
 mod text;
 
@@ -56,6 +59,9 @@ enum Command {
         #[command(flatten)]
         limits: LimitFlags,
     },
+    /// Serves sessions over WebSocket: one connection, one mini-program
+    /// instance (docs/server.md).
+    Serve(serve::ServeArgs),
     /// Checks the project and reports every problem at once.
     Check {
         /// The mini-program project directory.
@@ -120,7 +126,14 @@ fn main() -> ExitCode {
         args.get(1).is_some_and(|c| c == "worker")
             || (args.get(1).is_some_and(|c| c == "run") && args.iter().any(|a| a == "--json"))
     };
-    let cli = match Cli::try_parse() {
+    let args = match serve::config::with_config_file(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("miniworker serve: {e}");
+            return ExitCode::from(BAD);
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -144,6 +157,7 @@ fn main() -> ExitCode {
                 BAD
             }
         },
+        Command::Serve(args) => serve::serve(args),
         Command::Schema => {
             let schema = Line::schema();
             let _ = writeln!(
@@ -238,19 +252,27 @@ fn run(
         control,
     };
     match MiniProgram::run(&runtime, loaded, &options, sink) {
-        Ok(report) => match report.status {
-            ExitStatus::Normal => (0, ExitReason::Quiescent),
-            ExitStatus::UncaughtError => (1, ExitReason::Uncaught),
-            ExitStatus::Killed(_) => (3, ExitReason::Killed),
-            ExitStatus::TimedOut => {
+        Ok(report) => {
+            if report.status == ExitStatus::TimedOut {
                 eprintln!("miniworker: --timeout reached");
-                (124, ExitReason::Timeout)
             }
-            _ => signal_outcome(),
-        },
+            run_outcome(report.status).unwrap_or_else(signal_outcome)
+        }
         Err(e) => {
             eprintln!("{}: {e}", project.display());
             (BAD, ExitReason::BadProject)
         }
     }
+}
+
+/// How a run of `app.js` ended, as an exit code and reason; `None` when it
+/// was stopped from outside (the stopper knows why).
+fn run_outcome(status: ExitStatus) -> Option<Outcome> {
+    Some(match status {
+        ExitStatus::Normal => (0, ExitReason::Quiescent),
+        ExitStatus::UncaughtError => (1, ExitReason::Uncaught),
+        ExitStatus::Killed(_) => (3, ExitReason::Killed),
+        ExitStatus::TimedOut => (124, ExitReason::Timeout),
+        _ => return None,
+    })
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use miniworker::{Error, Event, MiniProgram, Worker};
-use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use crate::flags::LimitFlags;
+use crate::input::Input;
 use crate::line::{ExitReason, JsonOut, Line, What};
 use crate::{BAD, HOST_ERROR, Outcome};
 
@@ -97,9 +97,9 @@ async fn serve(worker: &Worker, out: &JsonOut, deadline: Option<Instant>, max_li
                 Err(_) => return (0, ExitReason::Terminated),
             },
             line = read_line(&mut input, max_line), if !eof => match line {
-                Ok(Input::Eof) => eof = true,
-                Ok(Input::TooLong) => protocol_error(out, format!("a line longer than the limit of {max_line} bytes")),
-                Ok(Input::Line(bytes)) => {
+                Ok(Read::Eof) => eof = true,
+                Ok(Read::TooLong) => protocol_error(out, format!("a line longer than the limit of {max_line} bytes")),
+                Ok(Read::Line(bytes)) => {
                     if handle_line(worker, out, &bytes) {
                         return (0, ExitReason::Terminated);
                     }
@@ -120,53 +120,34 @@ fn protocol_error(out: &JsonOut, message: String) {
 
 /// Acts on one input line; whether it was `terminate`.
 fn handle_line(worker: &Worker, out: &JsonOut, bytes: &[u8]) -> bool {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return false;
-    }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            protocol_error(out, format!("not valid UTF-8: {e}"));
-            return false;
-        }
-    };
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            protocol_error(out, format!("not JSON: {e}"));
-            return false;
-        }
-    };
-    match value.get("type").and_then(Value::as_str) {
-        Some("message") => match value.get("data") {
-            Some(data) => match worker.post_json(data) {
-                Ok(()) | Err(Error::Terminated | Error::Killed(_)) => {}
-                Err(e) => protocol_error(out, e.to_string()),
-            },
-            None => protocol_error(out, "a message without data".into()),
+    match crate::input::parse(bytes) {
+        Ok(Input::Message(data)) => match worker.post_json(&data) {
+            Ok(()) | Err(Error::Terminated | Error::Killed(_)) => {}
+            Err(e) => protocol_error(out, e.to_string()),
         },
-        Some("terminate") => return true,
-        Some(other) => protocol_error(out, format!("unknown type '{other}'")),
-        None => protocol_error(out, "a line without a type".into()),
+        Ok(Input::Terminate) => return true,
+        Ok(Input::Open(_)) => protocol_error(out, "open is the server's (miniworker serve)".into()),
+        Ok(Input::Blank) => {}
+        Err(message) => protocol_error(out, message),
     }
     false
 }
 
-enum Input {
+enum Read {
     Line(Vec<u8>),
     TooLong,
     Eof,
 }
 
 /// Reads one line of at most `max` bytes; a longer one is skipped whole.
-async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::Result<Input> {
+async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::Result<Read> {
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
         let available = reader.fill_buf().await?;
         let at_end = available.is_empty();
         if at_end && line.is_empty() && !too_long {
-            return Ok(Input::Eof);
+            return Ok(Read::Eof);
         }
         let newline = available.iter().position(|b| *b == b'\n');
         let chunk = &available[..newline.unwrap_or(available.len())];
@@ -179,11 +160,7 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std:
         let consumed = newline.map_or(available.len(), |i| i + 1);
         reader.consume(consumed);
         if at_end || newline.is_some() {
-            return Ok(if too_long {
-                Input::TooLong
-            } else {
-                Input::Line(line)
-            });
+            return Ok(if too_long { Read::TooLong } else { Read::Line(line) });
         }
     }
 }

@@ -274,6 +274,7 @@ impl Instance {
         let bytes = event.byte_len();
         if let Some(limit) = queue_full(&limits, st.to_main.len(), st.to_main_bytes, bytes) {
             if matches!(event, Event::Message(_)) {
+                st.refused_to_main += 1;
                 return Err(Error::QueueFull {
                     toward: Toward::Main,
                     limit,
@@ -572,6 +573,7 @@ impl Instance {
             queued_to_main: st.to_main.len(),
             queued_to_main_bytes: st.to_main_bytes,
             discarded_messages: st.discarded,
+            refused_to_main: st.refused_to_main,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Stats {
     pub queued_to_main_bytes: usize,
     /// Messages discarded so far.
     pub discarded_messages: u64,
+    /// Worker messages refused so far because the queue toward the main
+    /// thread was full (back-pressure: the worker's `postMessage` threw).
+    pub refused_to_main: u64,
 }
 
 /// An event of worker `id` on its way to the main thread.
@@ -75,6 +78,8 @@ pub(crate) struct State {
     pub(crate) discarded: u64,
     /// The run was stopped from outside (deadline, cancel).
     pub(crate) stopped: bool,
+    /// Worker messages the full `to_main` refused (back-pressure).
+    pub(crate) refused_to_main: u64,
 }
 
 /// The one live worker.
