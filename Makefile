@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test test-tools typescript lint fuzz bench bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -80,9 +80,11 @@ run: build
 test: precompile typescript test-tools
 	$(CARGO) test --release --workspace
 
-# Real peers of the server tests: HAProxy in front of two servers (Debian's
-# package). A test whose tool is missing says it was skipped.
-TEST_PACKAGES := haproxy
+# Real peers of the server tests: HAProxy in front of two servers, podman
+# for the image (Debian's packages), and kubernetes-validate (PyPI, in
+# target/venv) for the manifests. A test whose tool is missing says it was
+# skipped.
+TEST_PACKAGES := haproxy podman python3-venv
 test-tools:
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -90,6 +92,19 @@ test-tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
 	    || echo "(could not install$$missing: the tests that need it will say they were skipped)"; \
 	fi
+	@if [ ! -x target/venv/bin/kubernetes-validate ]; then \
+	  echo "installing kubernetes-validate into target/venv"; \
+	  { python3 -m venv target/venv && target/venv/bin/pip install -q kubernetes-validate==1.37.0; } \
+	    || echo "(could not install kubernetes-validate: the manifest tests will say they were skipped)"; \
+	fi
+
+# The server's container image (deploy/Containerfile): the binary and the
+# libraries it links on an empty base, from local files; podman builds it.
+IMAGE ?= localhost/miniworker:latest
+image: build
+	deploy/image/rootfs.sh target/release/miniworker target/image/rootfs
+	cp deploy/Containerfile target/image/Containerfile
+	podman build -t $(IMAGE) -f target/image/Containerfile target/image
 
 # TypeScript's compiler (the test of types/miniworker.d.ts) and jco (the
 # test that hosts the worker component in Node.js), under target/npm;

@@ -155,6 +155,7 @@ async fn a_full_host_refuses_with_1013_and_readiness_has_hysteresis() {
         let expected = if i == 9 { 503 } else { 200 };
         assert_eq!(server.admin_get("/readyz").0, expected, "with {} sessions", i + 1);
     }
+    assert_eq!(server.metric("miniworker_session_utilization"), 1.0);
     let mut refused = Client::connect(&server.data, None).await.expect("upgraded");
     refused
         .send(json!({ "type": "open", "project": hello().hash, "entry": "workers/request/index.js" }))

@@ -7,6 +7,7 @@
 mod admission;
 mod archives;
 mod balanced;
+mod deploy;
 mod sessions;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,9 +41,16 @@ impl Server {
 
     /// Starts a server on these addresses, with `args`.
     pub fn start_on(listen: &str, admin: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_miniworker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_miniworker"));
+        command
             .args(["serve", "--listen", listen, "--admin", admin])
-            .args(args)
+            .args(args);
+        Server::spawn(command)
+    }
+
+    /// Starts `command`, a `miniworker serve` of some kind.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

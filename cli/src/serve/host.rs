@@ -224,6 +224,7 @@ impl Host {
             self.ready.store(true, Ordering::SeqCst);
         }
         self.metrics.sessions.set(n as i64);
+        self.metrics.utilization.set(n as f64 / cap as f64);
         self.count.send_replace(n);
     }
 }

@@ -1,5 +1,6 @@
 //! What `/metrics` reports (SPEC section 9), in the Prometheus text format
-//! (OpenMetrics, `prometheus-client`): sessions and capacity, opens by
+//! (OpenMetrics, `prometheus-client`): sessions, capacity and their ratio
+//! (the autoscaler's metric), opens by
 //! result, ends by reason, kills by reason, messages by direction,
 //! back-pressure refusals, CPU seconds, unpackings, and the open latency.
 //! Tenant labels are bounded: past [`MAX_TENANT_LABELS`] tenants, the rest
@@ -42,6 +43,8 @@ pub struct Metrics {
     registry: Registry,
     pub sessions: Gauge,
     pub capacity: Gauge,
+    /// Sessions per capacity: what the HorizontalPodAutoscaler scales on.
+    pub utilization: Gauge<f64, AtomicU64>,
     pub draining: Gauge,
     pub tenant_sessions: Family<TenantLabel, Gauge>,
     pub opens: Family<ResultLabel, Counter>,
@@ -62,6 +65,7 @@ impl Metrics {
         let m = Metrics {
             sessions: Gauge::default(),
             capacity: Gauge::default(),
+            utilization: Gauge::default(),
             draining: Gauge::default(),
             tenant_sessions: Family::default(),
             opens: Family::default(),
@@ -78,6 +82,11 @@ impl Metrics {
         m.capacity.set(i64::from(capacity));
         registry.register("sessions", "Open sessions", m.sessions.clone());
         registry.register("capacity", "Sessions this host holds at once", m.capacity.clone());
+        registry.register(
+            "session_utilization",
+            "Open sessions per capacity, 0 to 1",
+            m.utilization.clone(),
+        );
         registry.register("draining", "1 while the host drains", m.draining.clone());
         registry.register(
             "tenant_sessions",
