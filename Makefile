@@ -81,8 +81,8 @@ test: precompile typescript test-tools
 	$(CARGO) test --release --workspace
 
 # Real peers of the server tests: HAProxy in front of two servers, podman
-# for the image (Debian's packages), and kubernetes-validate (PyPI, in
-# target/venv) for the manifests. A test whose tool is missing says it was
+# for the image (Debian's packages), kubernetes-validate for the manifests
+# and websockets for the Python client (PyPI, in target/venv). A test whose tool is missing says it was
 # skipped.
 TEST_PACKAGES := haproxy podman python3-venv
 test-tools:
@@ -92,10 +92,10 @@ test-tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
 	    || echo "(could not install$$missing: the tests that need it will say they were skipped)"; \
 	fi
-	@if [ ! -x target/venv/bin/kubernetes-validate ]; then \
-	  echo "installing kubernetes-validate into target/venv"; \
-	  { python3 -m venv target/venv && target/venv/bin/pip install -q kubernetes-validate==1.37.0; } \
-	    || echo "(could not install kubernetes-validate: the manifest tests will say they were skipped)"; \
+	@if [ ! -x target/venv/bin/kubernetes-validate ] || [ ! -d target/venv/lib/python3*/site-packages/websockets ]; then \
+	  echo "installing kubernetes-validate and websockets into target/venv"; \
+	  { python3 -m venv target/venv && target/venv/bin/pip install -q kubernetes-validate==1.37.0 'websockets>=13'; } \
+	    || echo "(could not install them: the manifest and Python WebSocket client tests will say they were skipped)"; \
 	fi
 
 # The server's container image (deploy/Containerfile): the binary and the
@@ -106,12 +106,13 @@ image: build
 	cp deploy/Containerfile target/image/Containerfile
 	podman build -t $(IMAGE) -f target/image/Containerfile target/image
 
-# TypeScript's compiler (the test of types/miniworker.d.ts) and jco (the
-# test that hosts the worker component in Node.js), under target/npm;
+# TypeScript's compiler (the test of types/miniworker.d.ts), jco (the test
+# that hosts the worker component in Node.js), and ws and tar (the Node.js
+# client's WebSocket session), under target/npm;
 # without npm those tests say they were skipped.
-NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim
+NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim ws@8 tar@7
 typescript:
-	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ]; }; then \
+	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ] || [ ! -d target/npm/node_modules/ws ]; }; then \
 	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent $(NPM_TOOLS) \
 	    || echo "(npm tools not installed: the types and jco tests will be skipped)"; \
 	fi

@@ -7,6 +7,7 @@
 mod admission;
 mod archives;
 mod balanced;
+mod clients;
 mod deploy;
 mod sessions;
 
