@@ -81,10 +81,10 @@ test: precompile typescript test-tools
 	$(CARGO) test --release --workspace
 
 # Real peers of the server tests: HAProxy in front of two servers, podman
-# for the image (Debian's packages), kubernetes-validate for the manifests
+# for the image, Chromium for the playground (Debian's packages), kubernetes-validate for the manifests
 # and websockets for the Python client (PyPI, in target/venv). A test whose tool is missing says it was
 # skipped.
-TEST_PACKAGES := haproxy podman python3-venv
+TEST_PACKAGES := haproxy podman python3-venv chromium
 test-tools:
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -107,12 +107,13 @@ image: build
 	podman build -t $(IMAGE) -f target/image/Containerfile target/image
 
 # TypeScript's compiler (the test of types/miniworker.d.ts), jco (the test
-# that hosts the worker component in Node.js), and ws and tar (the Node.js
-# client's WebSocket session), under target/npm;
+# that hosts the worker component in Node.js), ws and tar (the Node.js
+# client's WebSocket session), and playwright-core (drives Debian's Chromium
+# through the playground; it downloads no browser), under target/npm;
 # without npm those tests say they were skipped.
-NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim ws@8 tar@7
+NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim ws@8 tar@7 playwright-core@1
 typescript:
-	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ] || [ ! -d target/npm/node_modules/ws ]; }; then \
+	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ] || [ ! -d target/npm/node_modules/ws ] || [ ! -d target/npm/node_modules/playwright-core ]; }; then \
 	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent $(NPM_TOOLS) \
 	    || echo "(npm tools not installed: the types and jco tests will be skipped)"; \
 	fi

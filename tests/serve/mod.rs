@@ -9,6 +9,7 @@ mod archives;
 mod balanced;
 mod clients;
 mod deploy;
+mod playground;
 mod sessions;
 
 use std::io::{BufRead, BufReader, Read, Write};

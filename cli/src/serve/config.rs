@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Opens per second one tenant may make on this host (1008 past it).
     #[arg(long, value_name = "COUNT")]
     pub tenant_opens_per_second: Option<u32>,
+    /// Serve the playground at / on the data listener: a page that opens a
+    /// session from the browser, shows its event stream and posts messages.
+    #[arg(long)]
+    pub playground: bool,
     /// The ceilings of every session's limits (a token's `lim` may only lower them).
     #[command(flatten)]
     pub limits: LimitFlags,
@@ -119,7 +123,7 @@ mod tests {
         let path = dir.path().join("serve.toml");
         std::fs::write(
             &path,
-            "capacity = 16\nflag-on = true\nflag-off = false\ndrain-timeout = 2.5\nlisten = \"0.0.0.0:1\"\n",
+            "capacity = 16\nplayground = true\nflag-off = false\ndrain-timeout = 2.5\nlisten = \"0.0.0.0:1\"\n",
         )
         .unwrap();
         let args: Vec<String> = [
@@ -138,8 +142,8 @@ mod tests {
             [
                 "--capacity=16",
                 "--drain-timeout=2.5",
-                "--flag-on",
-                "--listen=0.0.0.0:1"
+                "--listen=0.0.0.0:1",
+                "--playground"
             ]
         );
         assert_eq!(out.last().map(String::as_str), Some("8"));

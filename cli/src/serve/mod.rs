@@ -7,6 +7,7 @@
 //! - `host.rs`: the shared state: admission, readiness, the drain phase;
 //! - `session.rs`: one session from `open` to `exit`;
 //! - `metrics.rs`: `/metrics`;
+//! - `playground.rs`: the `--playground` page;
 //! - this file: the listeners, the admin endpoints, signals and the drain.
 
 mod auth;
@@ -14,6 +15,7 @@ mod cache;
 pub mod config;
 mod host;
 mod metrics;
+mod playground;
 mod session;
 
 use std::sync::Arc;
@@ -128,16 +130,18 @@ async fn listen((host, drain): (Arc<Host>, Duration), args: &ServeArgs) -> u8 {
 
     let max_frame =
         (host.cache.max_bytes as usize).max(host.settings.ceilings.message_bytes() * 2) + (1 << 20);
-    let data_app = Router::new()
-        .route(
-            "/v1/session",
-            get(
-                move |state: State<Arc<Host>>, headers: HeaderMap, ws: WebSocketUpgrade| {
-                    upgrade(state, headers, ws, max_frame)
-                },
-            ),
-        )
-        .with_state(host.clone());
+    let mut data_app = Router::new().route(
+        "/v1/session",
+        get(
+            move |state: State<Arc<Host>>, headers: HeaderMap, ws: WebSocketUpgrade| {
+                upgrade(state, headers, ws, max_frame)
+            },
+        ),
+    );
+    if args.playground {
+        data_app = data_app.merge(playground::routes());
+    }
+    let data_app = data_app.with_state(host.clone());
     let admin_app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
