@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-serve bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
@@ -138,6 +138,14 @@ bench: build
 	  QJS_BUILD_DIR=$(QJS_DIR) bash $(QJS_SCRIPT) >/dev/null || echo "(building Debian's qjs failed: its column stays empty)"; \
 	fi
 	./target/release/miniworker-bench
+	./target/release/serve_load
+
+# The server under load alone: 1,000 sessions over two hosts against 1,000
+# worker processes (bench/src/bin/serve_load.rs; SESSIONS=, TRIPS= to change).
+SESSIONS ?= 1000
+TRIPS ?= 100
+bench-serve: build
+	./target/release/serve_load --sessions $(SESSIONS) --trips $(TRIPS)
 
 # The same in under a minute, with fewer samples (not for the docs).
 bench-quick: build

@@ -202,9 +202,12 @@ impl Client {
         if let Some((name, value)) = header {
             headers.insert(name, value.parse().expect("a header"));
         }
-        let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("the server answers the upgrade")?;
+        let (ws, _) = tokio::time::timeout(
+            PATIENCE,
+            tokio_tungstenite::connect_async_with_config(request, None, true),
+        )
+        .await
+        .expect("the server answers the upgrade")?;
         Ok(Client { ws })
     }
 
