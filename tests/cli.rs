@@ -315,7 +315,8 @@ fn a_usage_error_in_a_json_mode_still_ends_with_the_exit_line() {
             let arg = format!("{flag}={value}");
             let out = miniworker(&["run", &arg, path.to_str().unwrap()]);
             assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
-            assert!(stderr(&out).contains(flag), "{flag} {value}: {}", stderr(&out));
+            let name = flag.trim_start_matches("--");
+            assert!(stderr(&out).contains(name), "{flag} {value}: {}", stderr(&out));
         }
     }
 }
@@ -351,5 +352,83 @@ fn a_mini_game_runs_game_js_as_its_main_thread() {
     assert_eq!(
         stdout(&out),
         "[main] running as /game.js\n[main] game.js got 3 steps from /workers/physics.js\n"
+    );
+}
+
+#[test]
+fn debug_logging_shows_each_instance_life_with_its_id() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_miniworker"))
+        .args(["run", "--timeout", "30"])
+        .arg(fixture("../../examples/hello"))
+        .env("RUST_LOG", "miniworker=debug")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let log = stderr(&out);
+    let mut at = 0;
+    for event in [
+        "instance started",
+        "worker created",
+        "worker terminated",
+        "run ended",
+    ] {
+        let line = log
+            .lines()
+            .skip(at)
+            .position(|l| l.contains(event) && l.contains("instance=1"));
+        let Some(found) = line else {
+            panic!("no {event:?} with the instance's id, in order, in:\n{log}");
+        };
+        at += found + 1;
+    }
+}
+
+#[test]
+fn check_json_reports_every_problem_and_versions_name_the_protocol() {
+    let out = miniworker(&["check", "--json", fixture("bad-mixed").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["problems"].as_array().map(Vec::len), Some(2), "{report}");
+    let out = miniworker(&["check", "--json", fixture("basic").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["ok"],
+        true
+    );
+    let out = miniworker(&["--version"]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "miniworker {} (event stream protocol 1)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn sizes_and_durations_take_units() {
+    // 200ms of CPU per turn kills main-spin; 2MiB of memory is too little to start.
+    let out = run_fixture_with("main-spin", &["--max-cpu-time", "200ms"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cpu-time"), "{}", stderr(&out));
+    let out = run_fixture_with(
+        "basic",
+        &[
+            "--max-memory",
+            "1GiB",
+            "--max-stack",
+            "256KiB",
+            "--max-message",
+            "1MB",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_fixture_with("basic", &["--max-memory", "5GiB"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--max-memory takes 1MiB to 4095MiB, not 5GiB"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -24,7 +24,7 @@ use line::{ExitReason, JsonOut, Line};
 
 /// Runs mini-program Worker JavaScript in a WebAssembly sandbox.
 #[derive(Parser)]
-#[command(name = "miniworker", version, about)]
+#[command(name = "miniworker", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,8 +36,8 @@ enum Command {
     Run {
         /// The mini-program project directory (the one with app.json).
         project: PathBuf,
-        /// Stop after this many seconds (exit code 124).
-        #[arg(long, value_name = "SECONDS")]
+        /// Stop after this long (exit code 124); bare numbers are seconds.
+        #[arg(long, value_name = "DURATION", value_parser = flags::parse_seconds)]
         timeout: Option<f64>,
         /// Print the JSON event stream (docs/events.md) on stdout instead of
         /// `[main] ` lines and stderr diagnostics.
@@ -53,8 +53,8 @@ enum Command {
         project: PathBuf,
         /// The worker's entry file, project-relative (workers/request/index.js).
         entry: String,
-        /// Stop after this many seconds (exit code 124).
-        #[arg(long, value_name = "SECONDS")]
+        /// Stop after this long (exit code 124); bare numbers are seconds.
+        #[arg(long, value_name = "DURATION", value_parser = flags::parse_seconds)]
         timeout: Option<f64>,
         #[command(flatten)]
         limits: LimitFlags,
@@ -66,11 +66,17 @@ enum Command {
     Check {
         /// The mini-program project directory.
         project: PathBuf,
+        /// Print one JSON object: {"project", "ok", "problems": [...]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints the JSON Schema of the event stream (docs/events.schema.json).
     #[command(hide = true)]
     Schema,
 }
+
+/// `--version`: the release and the event stream's protocol version.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (event stream protocol 1)");
 
 /// Exit code for a bad project or bad usage (SPEC section 7).
 const BAD: u8 = 2;
@@ -85,21 +91,24 @@ type Outcome = (u8, ExitReason);
 static SIGNAL: AtomicU8 = AtomicU8::new(0);
 
 /// SIGINT and SIGTERM stop the run through `on_signal`; the exit code is
-/// 128 plus the signal's number.
+/// 128 plus the signal's number. The handlers are in place when this
+/// returns (a signal right after start is not the default action's kill).
 fn watch_signals(on_signal: impl FnOnce() + Send + 'static) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else {
+        return;
+    };
+    let handlers = {
+        let _entered = rt.enter();
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    let (Ok(mut int), Ok(mut term)) = handlers else {
+        return;
+    };
     let _ = std::thread::Builder::new()
         .name("miniworker-signals".into())
         .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().build() else {
-                return;
-            };
             rt.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut int), Ok(mut term)) =
-                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
-                    return;
-                };
                 let code = tokio::select! {
                     _ = int.recv() => 130,
                     _ = term.recv() => 143,
@@ -147,16 +156,28 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Check { project } => match Project::open(&project) {
-            Ok(_) => {
-                let _ = writeln!(std::io::stdout(), "{}: ok", project.display());
-                0
+        Command::Check { project, json } => {
+            let checked = Project::open(&project);
+            if json {
+                let problems = checked
+                    .as_ref()
+                    .err()
+                    .map(|e| e.problems.clone())
+                    .unwrap_or_default();
+                let report = serde_json::json!({
+                    "project": project.display().to_string(),
+                    "ok": checked.is_ok(),
+                    "problems": problems,
+                });
+                let _ = writeln!(std::io::stdout(), "{report}");
+            } else {
+                match &checked {
+                    Ok(_) => drop(writeln!(std::io::stdout(), "{}: ok", project.display())),
+                    Err(e) => eprintln!("{}: {e}", project.display()),
+                }
             }
-            Err(e) => {
-                eprintln!("{}: {e}", project.display());
-                BAD
-            }
-        },
+            if checked.is_ok() { 0 } else { BAD }
+        }
         Command::Serve(args) => serve::serve(args),
         Command::Schema => {
             let schema = Line::schema();
@@ -275,4 +296,13 @@ fn run_outcome(status: ExitStatus) -> Option<Outcome> {
         ExitStatus::TimedOut => (124, ExitReason::Timeout),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_names_the_protocol() {
+        assert!(super::VERSION.ends_with(&format!("(event stream protocol {})", crate::line::PROTOCOL)));
+        assert!(super::VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+    }
 }

@@ -170,6 +170,7 @@ pub(crate) fn run(
         }
     };
     instance.shut_down();
+    tracing::debug!(instance = instance.id, ?status, "run ended");
     status
 }
 

@@ -54,7 +54,9 @@ fn load(engine: &Engine, precompiled: &[u8], plain: &[u8]) -> Result<Component> 
         // version and settings against this engine and refuses a mismatch.
         match unsafe { Component::deserialize(engine, precompiled) } {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::debug!("precompiled component unusable here, compiling: {e:#}"),
+            Err(e) => tracing::warn!(
+                "precompiled component unusable on this machine, compiling it at start-up: {e:#}"
+            ),
         }
     }
     Component::new(engine, plain).map_err(Error::Engine)

@@ -23,6 +23,7 @@ pub(crate) fn timer_due(state: &TurnState) -> Option<Instant> {
 /// Starts the thread of the worker `start` reserved.
 pub(crate) fn spawn(runtime: Arc<RuntimeInner>, instance: Arc<Instance>, start: WorkerStart) -> Result<()> {
     let id = start.id;
+    tracing::debug!(instance = instance.id, worker = id, entry = %start.path, "worker created");
     let theirs = instance.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("miniworker-worker-{id}"))

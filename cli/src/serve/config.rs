@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::flags::LimitFlags;
+use crate::flags::{self, LimitFlags};
 
 /// `miniworker serve`: sessions over WebSocket.
 #[derive(clap::Args)]
@@ -25,18 +25,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "COUNT", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub capacity: u32,
-    /// Seconds open sessions may run on after SIGTERM.
-    #[arg(long, value_name = "SECONDS", default_value_t = 25.0)]
+    /// How long open sessions may run on after SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = flags::parse_seconds, default_value = "25s")]
     pub drain_timeout: f64,
-    /// Seconds between pings; a client that misses two is ended ("idle").
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    /// Time between pings; a client that misses two is ended ("idle").
+    #[arg(long, value_name = "DURATION", value_parser = flags::parse_seconds, default_value = "10s")]
     pub ping_interval: f64,
-    /// Seconds a client has for `open`, and again for the project archive.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    /// How long a client has for `open`, and again for the project archive.
+    #[arg(long, value_name = "DURATION", value_parser = flags::parse_seconds, default_value = "30s")]
     pub open_timeout: f64,
-    /// The largest project archive, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
-    pub max_project_bytes: u64,
+    /// The largest project archive; bare numbers are bytes.
+    #[arg(long, value_name = "SIZE", value_parser = flags::parse_bytes, default_value = "16MiB")]
+    pub max_project_bytes: flags::Size,
     /// The most entries (files and directories) in a project archive.
     #[arg(long, value_name = "COUNT", default_value_t = 10_000)]
     pub max_project_files: u64,
@@ -54,10 +54,10 @@ pub struct ServeArgs {
     /// Sessions one tenant (a token's `sub`) may hold on this host (1008 past it).
     #[arg(long, value_name = "COUNT")]
     pub tenant_sessions: Option<u32>,
-    /// Memory one tenant may reserve on this host, in MiB: the sum of its
-    /// sessions' context memory limits (1008 past it).
-    #[arg(long, value_name = "MIB")]
-    pub tenant_memory: Option<u64>,
+    /// Memory one tenant may reserve on this host: the sum of its sessions'
+    /// context memory limits (1008 past it); bare numbers are MiB.
+    #[arg(long, value_name = "SIZE", value_parser = flags::parse_mib)]
+    pub tenant_memory: Option<flags::Size>,
     /// Opens per second one tenant may make on this host (1008 past it).
     #[arg(long, value_name = "COUNT")]
     pub tenant_opens_per_second: Option<u32>,

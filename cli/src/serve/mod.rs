@@ -85,7 +85,7 @@ fn setup(args: &ServeArgs) -> Result<(Arc<Host>, Duration), String> {
     }
     let cache = Cache::new(
         args.cache_dir.as_deref(),
-        args.max_project_bytes,
+        args.max_project_bytes.0,
         args.max_project_files,
     )
     .map_err(|e| format!("the project cache: {e}"))?;
@@ -94,7 +94,7 @@ fn setup(args: &ServeArgs) -> Result<(Arc<Host>, Duration), String> {
     let settings = Settings {
         capacity,
         tenant_sessions: args.tenant_sessions.map(|n| n as usize),
-        tenant_memory: args.tenant_memory.map(|mib| mib.saturating_mul(1 << 20)),
+        tenant_memory: args.tenant_memory.map(|s| s.0),
         tenant_opens_per_second: args.tenant_opens_per_second,
         ceilings,
         ping_interval,

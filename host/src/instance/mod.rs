@@ -58,6 +58,8 @@ const BATCH: usize = 64;
 
 pub(crate) struct Instance {
     pub(crate) project: Project,
+    /// This instance's number in the process, for the log.
+    pub(crate) id: u64,
     /// The limits of the main thread, and the default of each worker.
     pub(crate) limits: Limits,
     /// To interrupt a guest: bumping the epoch makes each store check its
@@ -94,8 +96,16 @@ impl Instance {
             host_usage.instances.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::HostLimit { instances: cap });
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let kind = match outlet {
+            Outlet::Sink(_) => "run of app.js",
+            Outlet::Receiver => "Rust main thread",
+        };
+        tracing::debug!(instance = id, kind, live, "instance started");
         Ok(Arc::new(Instance {
             project,
+            id,
             limits,
             engine,
             host_usage,
@@ -254,6 +264,7 @@ impl Instance {
             self.notify_main(&st);
             (slot.inbox.len(), dropped)
         };
+        tracing::debug!(instance = self.id, worker = id, discarded, "worker terminated");
         self.interrupt();
         self.emit_dropped(&[
             (Dropped::WorkerEvents, dropped),
@@ -340,9 +351,12 @@ impl Instance {
             reason,
             message: message.clone(),
         };
+        tracing::debug!(instance = self.id, worker = id, %reason, "worker killed");
         match self.outlet {
             Outlet::Sink(_) => self.emit(notice),
-            Outlet::Receiver => tracing::warn!(id, %reason, %message, "worker killed"),
+            Outlet::Receiver => {
+                tracing::warn!(instance = self.id, worker = id, %reason, %message, "worker killed")
+            }
         }
         let discarded = {
             let mut st = self.lock();
@@ -587,5 +601,6 @@ fn quiescent(st: &State, id: u32) -> bool {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.host_usage.instances.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!(instance = self.id, "instance ended");
     }
 }
