@@ -107,3 +107,14 @@ fn host_caps_bound_live_instances_and_total_memory() {
         program.wait_worker_threads(Duration::from_secs(5));
     }
 }
+
+#[test]
+fn the_embedded_machine_code_is_what_runs() {
+    // make precompile compiles both components for a baseline CPU of this
+    // architecture (MINIWORKER_NATIVE=1: for the build machine's), and this
+    // machine loads them instead of compiling at start-up.
+    assert!(
+        crate::common::runtime().precompiled(),
+        "the embedded precompiled components did not load (see the warning in the log)"
+    );
+}

@@ -42,24 +42,27 @@ pub(crate) struct RuntimeInner {
     pub(crate) main_pre: MainPre<HostState>,
     worker: Component,
     main: Component,
+    precompiled: bool,
 }
 
 /// Loads the precompiled component when it fits this engine and CPU, else
-/// compiles the plain one.
-fn load(engine: &Engine, precompiled: &[u8], plain: &[u8]) -> Result<Component> {
+/// compiles the plain one; says which.
+fn load(engine: &Engine, precompiled: &[u8], plain: &[u8]) -> Result<(Component, bool)> {
     if !precompiled.is_empty() {
         // SAFETY: `precompiled` was written by `Engine::precompile_component`
         // of this same build (build.rs embeds what `make precompile` wrote
         // with `miniworker_engine::config()`); Wasmtime still checks its
         // version and settings against this engine and refuses a mismatch.
         match unsafe { Component::deserialize(engine, precompiled) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => return Ok((component, true)),
             Err(e) => tracing::warn!(
                 "precompiled component unusable on this machine, compiling it at start-up: {e:#}"
             ),
         }
     }
-    Component::new(engine, plain).map_err(Error::Engine)
+    Component::new(engine, plain)
+        .map(|c| (c, false))
+        .map_err(Error::Engine)
 }
 
 impl Runtime {
@@ -71,8 +74,8 @@ impl Runtime {
     /// [`Runtime::new`] with host-wide caps on every instance it runs.
     pub fn with_caps(caps: HostCaps) -> Result<Runtime> {
         let engine = miniworker_engine::engine().map_err(Error::Engine)?;
-        let worker = load(&engine, WORKER_CWASM, WORKER_WASM)?;
-        let main = load(&engine, MAIN_CWASM, MAIN_WASM)?;
+        let (worker, worker_precompiled) = load(&engine, WORKER_CWASM, WORKER_WASM)?;
+        let (main, main_precompiled) = load(&engine, MAIN_CWASM, MAIN_WASM)?;
 
         let mut worker_linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut worker_linker).map_err(Error::Engine)?;
@@ -98,8 +101,17 @@ impl Runtime {
                 main_pre,
                 worker,
                 main,
+                precompiled: worker_precompiled && main_precompiled,
             }),
         })
+    }
+
+    /// Whether both guest components run the machine code embedded at
+    /// build time. `false` means they were compiled when this runtime was
+    /// made (no `make precompile`, or code this CPU cannot run; a warning
+    /// says which): everything works, each start just costs more.
+    pub fn precompiled(&self) -> bool {
+        self.inner.precompiled
     }
 
     /// The interfaces each guest component imports, as `(role, names)` with

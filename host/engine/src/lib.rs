@@ -28,6 +28,27 @@ pub fn config() -> Config {
     config
 }
 
+/// The settings of the build step that precompiles the guest components:
+/// [`config`], compiling for a baseline CPU of this architecture (no
+/// feature beyond it), so the embedded machine code runs on any machine of
+/// it. `MINIWORKER_NATIVE=1` compiles for the build machine's CPU instead
+/// (faster code, for a binary that runs where it was built). Wasmtime
+/// accepts code compiled without a feature on a host that has it, never
+/// the other way round.
+pub fn precompile_config() -> Result<Config> {
+    let mut config = config();
+    if std::env::var_os("MINIWORKER_NATIVE").is_none_or(|v| v != "1") {
+        // Naming the target turns off the detection of the build machine's
+        // CPU features.
+        config.target(&format!(
+            "{}-unknown-{}-gnu",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        ))?;
+    }
+    Ok(config)
+}
+
 /// A new engine with [`config`].
 pub fn engine() -> Result<Engine> {
     Engine::new(&config())

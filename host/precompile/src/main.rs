@@ -3,8 +3,9 @@
 //! 1. runs its `initialize` export (which creates the JavaScript context:
 //!    QuickJS and the preludes) and snapshots the result with wasmtime-wizer
 //!    into `NAME.init.wasm`, a component that starts with the context ready;
-//! 2. compiles that snapshot to machine code for this machine, with the
-//!    host's exact engine settings, as `NAME.cwasm`.
+//! 2. compiles that snapshot to machine code with the host's engine
+//!    settings, for a baseline CPU of this architecture (for the build
+//!    machine's own CPU with `MINIWORKER_NATIVE=1`), as `NAME.cwasm`.
 //!
 //! The host embeds both and uses the `.cwasm` when it fits the CPU it runs on.
 
@@ -24,7 +25,7 @@ use wasmtime_wizer::{ComponentInstanceState, Wizer};
 const INIT_FUNC: &str = "initialize";
 
 fn main() -> ExitCode {
-    let engine = match miniworker_engine::engine() {
+    let engine = match miniworker_engine::precompile_config().and_then(|c| Engine::new(&c)) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("miniworker-precompile: cannot create the engine: {e}");
