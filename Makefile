@@ -7,7 +7,7 @@ WASI_SDK := $(ROOT)/target/wasi-sdk
 GUEST_OUT := $(ROOT)/target/guest
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM := $(ROOT)/guest/target/$(GUEST_TARGET)/release
-APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 curl patch
+APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 patch
 CARGO ?= cargo
 QJS_SYS := rquickjs-sys-0.12.2
 QJS_SYS_SHA256 := a13ac243b86a74120814ef7e9e30ad5a2c1199b7b9963b1cf7c84e4cdc1cad99
@@ -15,19 +15,21 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-serve bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
-	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || { \
+	  echo "== toolchain target: $(GUEST_TARGET)"; rustup target add $(GUEST_TARGET); }
 
 # rquickjs-sys downloads wasi-sdk unless WASI_SDK names a layout of it; Debian's
-# packages give the same pieces (TOOLCHAIN.md).
+# packages give the same pieces (docs/building.md).
 $(WASI_SDK)/.ready:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  echo "== Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@echo "== WASI SDK layout from Debian's packages: $(WASI_SDK)"
 	mkdir -p $(WASI_SDK)/bin $(WASI_SDK)/share/wasi-sysroot/lib
 	ln -sfn /usr/bin/clang-14 $(WASI_SDK)/bin/clang
 	ln -sfn /usr/bin/llvm-ar-14 $(WASI_SDK)/bin/ar
@@ -35,16 +37,15 @@ $(WASI_SDK)/.ready:
 	ln -sfn /usr/lib/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/lib/wasm32-wasi
 	touch $@
 
-# rquickjs-sys with QuickJS's stack check restored for WASI (TOOLCHAIN.md): the
-# crate comes from cargo's cache or crates.io, checked against its published
-# checksum, and gets our patch; guest/Cargo.toml points [patch.crates-io] here.
+# rquickjs-sys with QuickJS's stack check restored for WASI (docs/building.md):
+# cargo fetches the exact crate (guest/patches/fetch, checked against the
+# registry's checksum), the pinned checksum is checked again, and our patch
+# applied; guest/Cargo.toml points [patch.crates-io] here.
 $(QJS_SYS_DIR)/.patched: $(QJS_SYS_PATCH) | $(WASI_SDK)/.ready
+	@echo "== patched QuickJS: $(QJS_SYS) with guest/patches/$(notdir $(QJS_SYS_PATCH))"
 	rm -rf $(QJS_SYS_DIR) && mkdir -p $(dir $(QJS_SYS_DIR))
-	crate=$$(ls $${CARGO_HOME:-$$HOME/.cargo}/registry/cache/*/$(QJS_SYS).crate 2>/dev/null | head -1); \
-	if [ -z "$$crate" ]; then \
-	  crate=$(ROOT)/target/patched/$(QJS_SYS).crate; \
-	  curl -sSfL -o $$crate https://static.crates.io/crates/rquickjs-sys/$(QJS_SYS).crate; \
-	fi; \
+	$(CARGO) fetch --manifest-path guest/patches/fetch/Cargo.toml
+	crate=$$(ls $${CARGO_HOME:-$$HOME/.cargo}/registry/cache/*/$(QJS_SYS).crate | head -1); \
 	echo "$(QJS_SYS_SHA256)  $$crate" | sha256sum -c --quiet && \
 	tar -xzf $$crate -C $(dir $(QJS_SYS_DIR))
 	cd $(QJS_SYS_DIR) && patch -p1 --quiet < $(QJS_SYS_PATCH)
@@ -53,31 +54,33 @@ $(QJS_SYS_DIR)/.patched: $(QJS_SYS_PATCH) | $(WASI_SDK)/.ready
 	touch $@
 
 guest: setup
+	@echo "== guest: the QuickJS components, for $(GUEST_TARGET)"
 	cd guest && $(CARGO) build --release --target $(GUEST_TARGET)
 	mkdir -p $(GUEST_OUT)
 	cp $(GUEST_WASM)/miniworker_worker.wasm $(GUEST_WASM)/miniworker_main.wasm $(GUEST_OUT)/
 
-# Every native artifact comes from this one cargo invocation (tests, examples
-# and binaries alike), so wasmtime is compiled once, with one feature set.
-HOST_BUILD := $(CARGO) build --release --workspace --all-targets --quiet
-
 # Snapshots each component after its `initialize` export (wasmtime-wizer) and
-# compiles the snapshot with the host's exact engine configuration, so the
-# binary embeds a ready JavaScript context as machine code. Building the
-# precompile tool builds the host with the plain components first; the host
-# then relinks with the snapshots.
+# compiles the snapshot with the host's engine configuration for a baseline
+# CPU (MINIWORKER_NATIVE=1: this machine's), so the binary embeds a ready
+# JavaScript context as machine code. The precompile tool does not depend on
+# the host library, so the host is compiled once, with the snapshots.
 precompile: guest
-	$(HOST_BUILD)
+	@echo "== snapshot tool (wasmtime, wizer)"
+	$(CARGO) build --release -p miniworker-precompile
+	@echo "== snapshot and precompile the components"
 	./target/release/miniworker-precompile $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
 
+# Only what `run` needs; `make test` builds the rest of the workspace.
 build: precompile
-	$(HOST_BUILD)
+	@echo "== host: the miniworker binary"
+	$(CARGO) build --release -p miniworker-cli --bin miniworker
 	@echo "built target/release/miniworker"
 
 run: build
 	./target/release/miniworker run examples/hello
 
 test: precompile typescript test-tools
+	@echo "== tests: every crate of the workspace"
 	$(CARGO) test --release --workspace
 
 # Real peers of the server tests: HAProxy in front of two servers, podman
@@ -127,15 +130,15 @@ lint: guest
 # The benchmark (bench/README.md): miniworker beside Node.js worker_threads,
 # native QuickJS-ng and Debian-source qjs, in one run; writes
 # bench/results/latest.json. Debian's qjs is built once from its source
-# package with ../shared/bench-peers/build_qjs.sh, when that script exists.
+# package with bench/qjs/build.sh.
 QJS_DIR := $(ROOT)/target/bench/qjs
-QJS_SCRIPT := $(ROOT)/../shared/bench-peers/build_qjs.sh
-bench: build
+QJS_SCRIPT := $(ROOT)/bench/qjs/build.sh
+bench: bench-tools
 	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example run_script
 	@if [ ! -x $(QJS_DIR)/src/qjs ] && [ -f $(QJS_SCRIPT) ]; then \
 	  for p in dpkg-dev xz-utils; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null); done; \
-	  QJS_BUILD_DIR=$(QJS_DIR) bash $(QJS_SCRIPT) >/dev/null || echo "(building Debian's qjs failed: its column stays empty)"; \
+	  bash $(QJS_SCRIPT) $(QJS_DIR) >/dev/null || echo "(building Debian's qjs failed: its column stays empty)"; \
 	fi
 	./target/release/miniworker-bench
 	./target/release/serve_load
@@ -144,11 +147,15 @@ bench: build
 # worker processes (bench/src/bin/serve_load.rs; SESSIONS=, TRIPS= to change).
 SESSIONS ?= 1000
 TRIPS ?= 100
-bench-serve: build
+bench-serve: bench-tools
 	./target/release/serve_load --sessions $(SESSIONS) --trips $(TRIPS)
 
+# The benchmark programs, beside the binary they measure.
+bench-tools: build
+	$(CARGO) build --release -p miniworker-bench
+
 # The same in under a minute, with fewer samples (not for the docs).
-bench-quick: build
+bench-quick: bench-tools
 	cd guest && $(CARGO) build --release --target $(GUEST_TARGET) --example run_script
 	./target/release/miniworker-bench --quick --out $(ROOT)/target/bench/quick.json
 

@@ -1,4 +1,4 @@
-//! The message codec (SPEC section 4): every type through a real worker and
+//! The message codec (docs/spec.md section 4): every type through a real worker and
 //! back, refusals at the sender, the size limit, deep nesting, and the host's
 //! decoded form.
 

@@ -1,4 +1,4 @@
-//! Hard limits (SPEC section 5): stack, CPU time, queues, timers, console,
+//! Hard limits (docs/spec.md section 5): stack, CPU time, queues, timers, console,
 //! kills, and a mini-program that breaks a limit among well-behaved ones.
 
 use std::time::Duration;
@@ -232,7 +232,7 @@ fn one_host_runs_fifty_programs_and_the_bad_ones_harm_no_other() {
 /// The suite's one slow test (about 8 s of CPU in one turn, so it runs
 /// alongside the others, never after them): a compute-heavy worker, as real
 /// mini-programs have, finishes under the default limits (60 s of CPU per
-/// turn, SPEC section 5).
+/// turn, docs/spec.md section 5).
 #[test]
 fn slow_a_compute_heavy_turn_finishes_under_the_default_limits() {
     let path = fixture("compute");

@@ -1,4 +1,4 @@
-//! Nothing lost, host memory bounded (SPEC sections 4a and 5): messages
+//! Nothing lost, host memory bounded (docs/spec.md sections 4a and 5): messages
 //! that would be huge as trees, errors with huge strings, events behind an
 //! unheard message, floods of errors, kill notices, deadlines and signals.
 

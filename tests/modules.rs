@@ -1,4 +1,4 @@
-//! Modules (SPEC section 3): CommonJS require, ES modules and their interplay,
+//! Modules (docs/spec.md section 3): CommonJS require, ES modules and their interplay,
 //! require in app.js, and the capability boundary around the workers directory.
 
 use std::path::Path;

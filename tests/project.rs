@@ -1,4 +1,4 @@
-//! Loading a project (SPEC section 1): every `app.json` error, the workers
+//! Loading a project (docs/spec.md section 1): every `app.json` error, the workers
 //! directory rules, all problems reported at once.
 
 use std::fs;
@@ -222,4 +222,34 @@ fn a_mini_game_has_game_json_and_app_json_wins_over_it() {
     // Both: app.json wins (its workers field, app.js as the main thread).
     fs::write(dir.path().join("app.json"), r#"{"workers": "w"}"#).unwrap();
     assert_eq!(Project::open(dir.path()).unwrap().main_script(), "app.js");
+}
+
+/// The README and the docs point at nothing outside the repository: every
+/// relative link resolves to a file of the repository, and no text names a
+/// path beside it.
+#[test]
+fn the_docs_point_at_nothing_outside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().expect("the repository");
+    let mut pages = vec![root.join("README.md"), root.join("CHANGELOG.md"), root.join("Makefile")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    for page in pages {
+        let text = std::fs::read_to_string(&page).expect("readable");
+        assert!(!text.contains("../shared"), "{} names ../shared", page.display());
+        for link in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            if link.starts_with("http") || link.starts_with('#') || link.contains(' ') {
+                continue;
+            }
+            let target = page.parent().expect("a folder").join(link.split('#').next().unwrap_or(link));
+            let resolved = target
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{}: the link {link} leads nowhere", page.display()));
+            assert!(resolved.starts_with(&root), "{}: {link} is outside the repository", page.display());
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The stdio protocol (SPEC section 8): `miniworker worker PROJECT ENTRY`,
+//! The stdio protocol (docs/spec.md section 8): `miniworker worker PROJECT ENTRY`,
 //! and the Python and Node.js example clients.
 
 use std::io::Write;

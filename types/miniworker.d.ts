@@ -1,9 +1,9 @@
 // Types for mini-program code run by miniworker (docs/runtime.md,
-// SPEC sections 2-5): the `worker` global of a worker file, and `wx`,
+// docs/spec.md sections 2-5): the `worker` global of a worker file, and `wx`,
 // `App` and `getApp` of the main thread (app.js). Both contexts also have
 // `require`, `console`, timers and `queueMicrotask`.
 
-/** A value `postMessage` can copy (structured clone, SPEC section 4). */
+/** A value `postMessage` can copy (structured clone, docs/spec.md section 4). */
 type MiniworkerCloneable =
   | undefined | null | boolean | number | bigint | string
   | Date | RegExp | ArrayBuffer | ArrayBufferView | Error
@@ -130,7 +130,7 @@ declare function setInterval<A extends unknown[]>(callback: (...args: A) => void
 declare function clearTimeout(id?: number): void;
 declare function clearInterval(id?: number): void;
 declare function queueMicrotask(callback: () => void): void;
-/** A copy by the message codec, as `postMessage` makes it (SPEC section 4). */
+/** A copy by the message codec, as `postMessage` makes it (docs/spec.md section 4). */
 declare function structuredClone<T>(value: T): T;
 
 /** Milliseconds on the context's own clock, which starts with the context. */

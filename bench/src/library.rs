@@ -51,7 +51,7 @@ pub fn project_dir() -> std::path::PathBuf {
 }
 
 fn program(runtime: &Runtime) -> Result<MiniProgram> {
-    // Queue limits raised for the throughput run (SPEC defaults otherwise).
+    // Queue limits raised for the throughput run (the defaults of docs/spec.md otherwise).
     let limits = Limits::default().queue_messages(1 << 20).queue_bytes(1 << 30);
     Ok(MiniProgram::with_limits(
         runtime,

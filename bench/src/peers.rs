@@ -81,7 +81,7 @@ pub fn node() -> Option<PathBuf> {
 }
 
 /// Debian-source `qjs`: `$QJS`, else `target/bench/qjs/src/qjs`
-/// (`make bench` builds it there with ../shared/bench-peers/build_qjs.sh).
+/// (`make bench` builds it there with bench/qjs/build.sh).
 pub fn qjs(target: &Path) -> Option<PathBuf> {
     std::env::var_os("QJS")
         .map(PathBuf::from)

@@ -130,7 +130,7 @@ pub fn show_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// The limits of SPEC section 5, for each context (main thread and worker).
+/// The limits of docs/spec.md section 5, for each context (main thread and worker).
 #[derive(clap::Args)]
 pub struct LimitFlags {
     /// Linear memory of each context (a breach kills: "memory"); bare numbers are MiB.

@@ -1,4 +1,4 @@
-//! The input side of the event stream (SPEC sections 8 and 9): the one
+//! The input side of the event stream (docs/spec.md sections 8 and 9): the one
 //! parser of what a client sends, a stdin line or a WebSocket text frame.
 
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The one event stream of SPEC section 8: its one serde type ([`Line`]),
+//! The one event stream of docs/spec.md section 8: its one serde type ([`Line`]),
 //! its one writer ([`JsonOut`]), and its JSON Schema
 //! (`docs/events.schema.json`, generated from [`Line`] by `miniworker
 //! schema`). `run --json`, the stdio protocol and the server all write it.
@@ -156,7 +156,7 @@ pub enum Line {
 }
 
 /// The limits of one session, as `opened` reports them and a token's `lim`
-/// claim lowers them (SPEC sections 5 and 9). Sizes in bytes, CPU time in
+/// claim lowers them (docs/spec.md sections 5 and 9). Sizes in bytes, CPU time in
 /// seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

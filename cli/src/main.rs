@@ -78,7 +78,7 @@ enum Command {
 /// `--version`: the release and the event stream's protocol version.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (event stream protocol 1)");
 
-/// Exit code for a bad project or bad usage (SPEC section 7).
+/// Exit code for a bad project or bad usage (docs/spec.md section 7).
 const BAD: u8 = 2;
 
 /// Exit code when the host itself fails (EX_SOFTWARE).

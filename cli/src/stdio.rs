@@ -1,5 +1,5 @@
 //! `miniworker worker PROJECT ENTRY`: one worker with stdin and stdout as
-//! its main thread, speaking the event stream of SPEC section 8 both ways.
+//! its main thread, speaking the event stream of docs/spec.md section 8 both ways.
 //! The loop is driven by the worker's events, the input, the signals and
 //! the deadline (tokio), never by polling.
 

@@ -27,7 +27,7 @@ pub use tokens::{Str, Token, Tokens, ViewBuffer, validate};
 /// The format version, the first byte of every message.
 pub const VERSION: u8 = 1;
 
-/// The default limit on an encoded message (SPEC section 4): 16 MiB.
+/// The default limit on an encoded message (docs/spec.md section 4): 16 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
 /// Tag bytes.

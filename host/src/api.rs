@@ -60,7 +60,7 @@ impl MiniProgram {
     }
 
     /// Runs the project's `app.js` as the JavaScript main thread until the
-    /// mini-program is quiescent (SPEC section 7). Everything the run has
+    /// mini-program is quiescent (docs/spec.md section 7). Everything the run has
     /// to say (console lines of both contexts, uncaught errors, kills,
     /// dropped counts) goes to `sink`, in order; nothing is printed.
     pub fn run(
@@ -226,7 +226,7 @@ impl Worker {
         Quiescent { worker: self }
     }
 
-    /// Whether the worker is quiescent (SPEC section 7): neither running nor
+    /// Whether the worker is quiescent (docs/spec.md section 7): neither running nor
     /// holding a pending timer, no message queued toward it that it could
     /// take, and none of its events waiting to be received. A worker that
     /// ended is quiescent.

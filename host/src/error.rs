@@ -56,7 +56,7 @@ pub struct JsError {
 }
 
 impl JsError {
-    /// The bytes the host keeps for it: every string counts (SPEC section 5).
+    /// The bytes the host keeps for it: every string counts (docs/spec.md section 5).
     pub(crate) fn byte_len(&self) -> usize {
         self.name.len() + self.message.len() + self.stack.len() + self.filename.len() + 4
     }

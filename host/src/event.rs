@@ -55,7 +55,7 @@ impl ConsoleLevel {
     }
 }
 
-/// What was dropped or discarded (SPEC section 5: nothing is lost silently).
+/// What was dropped or discarded (docs/spec.md section 5: nothing is lost silently).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Dropped {
@@ -132,7 +132,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// The bytes the host keeps for it while it is queued (SPEC section 5).
+    /// The bytes the host keeps for it while it is queued (docs/spec.md section 5).
     pub(crate) fn byte_len(&self) -> usize {
         match self {
             Event::Message(m) => m.bytes().len(),

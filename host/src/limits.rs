@@ -1,4 +1,4 @@
-//! Resource limits of one JavaScript context (SPEC section 5), and the parts
+//! Resource limits of one JavaScript context (docs/spec.md section 5), and the parts
 //! of their enforcement that live on a store: the memory cap, per-turn CPU
 //! time, and the per-turn console budget.
 
@@ -23,7 +23,7 @@ pub const MIN_STACK: usize = 64 << 10;
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// The resource limits of each JavaScript context of a mini-program: its main
-/// thread (`app.js`) and its worker. [`Limits::default`] gives the SPEC's
+/// thread (`app.js`) and its worker. [`Limits::default`] gives docs/spec.md's
 /// defaults; each setter changes one:
 ///
 /// ```
@@ -51,7 +51,7 @@ impl Default for Limits {
         Limits {
             memory: DEFAULT_MEMORY,
             stack: DEFAULT_STACK,
-            // Real workers compute for many seconds in one message (SPEC 5); a
+            // Real workers compute for many seconds in one message (docs/spec.md section 5); a
             // host that needs tighter bounds sets them.
             cpu_time: Duration::from_secs(60),
             message: miniworker_codec::DEFAULT_MAX_MESSAGE,

@@ -16,7 +16,7 @@ pub fn deny_all() -> WasiCtx {
 }
 
 /// The WASI interfaces a guest component may import (without versions); a
-/// test fails on any other import (SPEC section 3).
+/// test fails on any other import (docs/spec.md section 3).
 pub const ALLOWED_WASI_IMPORTS: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",

@@ -1,6 +1,6 @@
 //! A mini-program project on disk: `app.json` (or a mini-game's
 //! `game.json`), the workers directory and the
-//! rules of SPEC section 1, and the one path resolver that `createWorker`,
+//! rules of docs/spec.md section 1, and the one path resolver that `createWorker`,
 //! `require` and `import` share ([`resolve`]). Every read goes through the
 //! project root's capability ([`cap_std::fs::Dir`]); [`Project::open`] is the
 //! one place that uses ambient authority.
@@ -57,7 +57,7 @@ struct ProjectInner {
 }
 
 /// A mini-program (`app.json`, `app.js`) or a mini-game (`game.json`,
-/// `game.js`); when both files exist, `app.json` wins (SPEC section 1).
+/// `game.js`); when both files exist, `app.json` wins (docs/spec.md section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     App,
@@ -155,7 +155,7 @@ impl Project {
         &self.inner.workers
     }
 
-    /// Resolves a `createWorker` script path (SPEC section 2): project-relative,
+    /// Resolves a `createWorker` script path (docs/spec.md section 2): project-relative,
     /// a leading `/` tolerated, exactly an existing regular `.js` file inside the
     /// workers directory. Returns the normalised path and the file's text.
     pub fn worker_script(&self, script: &str) -> Result<(String, String), String> {
@@ -188,7 +188,7 @@ impl Project {
 
     /// Resolves `require(request)` or `import request` in the file `from`
     /// (project-relative, leading `/`) of `role`'s code: the module's file in
-    /// the same form, or the message JavaScript throws (SPEC section 3).
+    /// the same form, or the message JavaScript throws (docs/spec.md section 3).
     pub fn resolve_module(&self, role: CodeRole, from: &str, request: &str) -> Result<String, String> {
         resolve::resolve_module(&self.inner.root, self.module_scope(role), from, request)
     }

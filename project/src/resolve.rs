@@ -7,7 +7,7 @@ use std::io::Read;
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 
-/// The largest `.js` file a project may hold (SPEC section 1).
+/// The largest `.js` file a project may hold (docs/spec.md section 1).
 pub const MAX_JS_FILE: u64 = 16 << 20;
 
 /// Normalises `path` lexically against the directory `base` (both
@@ -38,7 +38,7 @@ pub fn is_inside(dir: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
 }
 
-/// The error `require` throws for a module it cannot give (SPEC section 3).
+/// The error `require` throws for a module it cannot give (docs/spec.md section 3).
 fn not_defined(id: &str, request: &str) -> String {
     format!("module '{id}' is not defined, require args is '{request}'")
 }

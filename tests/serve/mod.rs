@@ -1,4 +1,4 @@
-//! `miniworker serve` (SPEC section 9), driven as users drive it: the real
+//! `miniworker serve` (docs/spec.md section 9), driven as users drive it: the real
 //! binary on loopback ports it picks itself, real WebSocket clients
 //! (tokio-tungstenite), tar archives made from the fixture projects, and the
 //! admin endpoints read over HTTP. Every server is started by its test and

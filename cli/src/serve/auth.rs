@@ -1,4 +1,4 @@
-//! Session tokens (SPEC section 9): an HS256 JWT with `sub` (the tenant),
+//! Session tokens (docs/spec.md section 9): an HS256 JWT with `sub` (the tenant),
 //! `exp`, and optional `lim` (limits that may only lower the server's),
 //! from `Authorization: Bearer T` or, for browsers, the subprotocol list
 //! `miniworker.v1, token.T`. Checked before the upgrade: a bad token is a

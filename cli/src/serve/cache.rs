@@ -1,4 +1,4 @@
-//! The project cache (SPEC section 9): a project is named by the SHA-256 of
+//! The project cache (docs/spec.md section 9): a project is named by the SHA-256 of
 //! its tar archive, and each archive is unpacked once into `DIR/HEX/`, then
 //! opened like any project directory (`Project::open`: the same capability
 //! rules). Unpacking takes regular files and directories only, and refuses

@@ -1,4 +1,4 @@
-//! The server's settings (SPEC section 9): every key of the TOML config file
+//! The server's settings (docs/spec.md section 9): every key of the TOML config file
 //! is the flag of the same name. The file's keys become flags placed before
 //! the command line's own, so one clap definition holds every key, its
 //! check and its default, and a flag given on the command line wins.

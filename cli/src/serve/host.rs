@@ -1,4 +1,4 @@
-//! One serving host's shared state (SPEC section 9): its settings, the
+//! One serving host's shared state (docs/spec.md section 9): its settings, the
 //! admission of sessions (host capacity, 1013; per-tenant sessions, memory
 //! and opens per second, 1008), readiness with hysteresis (not ready above
 //! 90 % of capacity, ready again below 80 %), and the drain phase.

@@ -1,4 +1,4 @@
-//! What `/metrics` reports (SPEC section 9), in the Prometheus text format
+//! What `/metrics` reports (docs/spec.md section 9), in the Prometheus text format
 //! (OpenMetrics, `prometheus-client`): sessions, capacity and their ratio
 //! (the autoscaler's metric), opens by
 //! result, ends by reason, kills by reason, messages by direction,

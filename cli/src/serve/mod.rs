@@ -1,4 +1,4 @@
-//! `miniworker serve` (SPEC section 9): many sessions in one process, one
+//! `miniworker serve` (docs/spec.md section 9): many sessions in one process, one
 //! WebSocket connection per mini-program instance, on tokio and axum.
 //!
 //! - `config.rs`: the flags, and the TOML file that supplies them;

@@ -1,4 +1,4 @@
-//! One session (SPEC section 9): one WebSocket connection is one mini-program
+//! One session (docs/spec.md section 9): one WebSocket connection is one mini-program
 //! instance. `open`, the project (from the cache, or `need-project` and one
 //! binary frame), admission, `opened`, then the stream of section 8 both
 //! ways until `exit`; the connection closes with a code that says why.

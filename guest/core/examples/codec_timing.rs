@@ -10,7 +10,7 @@ mod harness;
 
 use miniworker_guest::{DEFAULT_MAX_MESSAGE, Level, codec};
 
-/// The objects of the peer benchmarks (`../shared/bench-peers/node_worker.js`).
+/// The objects of the benchmark (`bench/project/measure.js`).
 const OBJECTS: &str = r#"
 ({
   ping: { id: 1, kind: 'ping', payload: { user: 'u-4711', seq: 1, ts: 1700000001, tags: ['a', 'b'] } },

@@ -8,11 +8,11 @@
 
   // Error.prepareStackTrace (a V8 extension QuickJS-ng has) would hand project
   // code each frame's function through CallSite.getFunction(), the preludes'
-  // closures included (SPEC section 3): it is removed before any project code
+  // closures included (docs/spec.md section 3): it is removed before any project code
   // runs, so a stack is always a string and no frame's function is reachable.
   delete Error.prepareStackTrace;
 
-  // ---- modules (SPEC section 3) ---------------------------------------------
+  // ---- modules (docs/spec.md section 3) ---------------------------------------------
 
   // Every project file run so far, by project-relative name: { module } for
   // CommonJS, { esm: true } for an ES module (QuickJS keeps those itself).
@@ -336,7 +336,7 @@
   define('clearInterval', function clearInterval(id) {
     clearTimer(id);
   });
-  // The message codec applied in place (SPEC section 3): same types, same
+  // The message codec applied in place (docs/spec.md section 3): same types, same
   // DataCloneError and size limit as postMessage.
   define('structuredClone', function structuredClone(value) {
     return native.structuredClone(value);

@@ -1,4 +1,4 @@
-//! Project files as modules (SPEC section 3): CommonJS `require` and ES
+//! Project files as modules (docs/spec.md section 3): CommonJS `require` and ES
 //! modules over one registry, resolved and read by the host.
 //!
 //! A file is compiled as the body of a CommonJS wrapper function first; only

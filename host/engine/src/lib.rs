@@ -8,7 +8,7 @@ use wasmtime::{Config, Engine, Result};
 
 /// Wasmtime's stack for guest code. QuickJS checks its own stack (at most
 /// 896 KiB of the guest's shadow stack), but the native frames of the
-/// interpreter under that recursion take 8-16 times as much (TOOLCHAIN.md):
+/// interpreter under that recursion take 8-16 times as much (docs/building.md):
 /// this leaves room for the largest QuickJS stack, so deep recursion meets
 /// QuickJS's catchable `RangeError` first.
 pub const MAX_WASM_STACK: usize = 16 << 20;

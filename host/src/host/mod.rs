@@ -38,7 +38,7 @@ pub(crate) struct HostState {
     pub(crate) budget: TurnBudget,
     /// Workers `createWorker` reserved during this turn: their threads start
     /// when the turn ends (no event of a worker reaches the main thread
-    /// before that anyway, SPEC section 4).
+    /// before that anyway, docs/spec.md section 4).
     pub(crate) starting: Vec<WorkerStart>,
 }
 

@@ -400,7 +400,7 @@ impl Instance {
     /// Records the state a worker turn ended with; the worker is idle until
     /// its next job.
     /// The worker events its turn had refused are reported now, at the
-    /// latest (SPEC section 5: nothing is lost silently).
+    /// latest (docs/spec.md section 5: nothing is lost silently).
     pub(crate) fn worker_turn_done(&self, id: u32, timer_due: Option<Instant>, listening: bool) {
         let mut st = self.lock();
         let Some(slot) = st.slot(id) else { return };
@@ -534,7 +534,7 @@ impl Instance {
     /// is left. Returns the messages discarded in all.
     pub(crate) fn shut_down(&self) -> u64 {
         // Messages an idle worker without a listener never took: unheard,
-        // not "queued toward a worker that ended" (SPEC section 7).
+        // not "queued toward a worker that ended" (docs/spec.md section 7).
         let (id, unheard) = {
             let mut st = self.lock();
             let unheard = match st.worker.as_mut() {

@@ -162,7 +162,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
                     }
                 }
                 Next::Prop(key, v) => {
-                    // Function- and symbol-valued properties are left out (SPEC section 4).
+                    // Function- and symbol-valued properties are left out (docs/spec.md section 4).
                     if !is_skipped(&v) {
                         enc.key(key)?;
                         enc.value(v)?;
