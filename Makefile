@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test test-tools image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test client-tests test-tools dist image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || { \
@@ -82,10 +82,24 @@ run: build
 test: precompile typescript test-tools
 	@echo "== tests: every crate of the workspace"
 	$(CARGO) test --release --workspace
+	@$(MAKE) --no-print-directory client-tests
+
+# The client packages' own tests, against the binary the workspace tests built.
+client-tests:
+	@echo "== client packages: clients/python (pytest), clients/node (node --test)"
+	@if [ -x target/venv/bin/python ]; then \
+	  target/venv/bin/pip install -q './clients/python[test]' && \
+	  MINIWORKER=$(ROOT)/target/release/miniworker target/venv/bin/python -m pytest -q clients/python/tests; \
+	else echo "SKIPPED clients/python: no target/venv (make test-tools makes it)"; fi
+	@if command -v npm >/dev/null; then \
+	  cd clients/node && npm install --no-audit --no-fund --silent && \
+	  MINIWORKER=$(ROOT)/target/release/miniworker node --test test/; \
+	else echo "SKIPPED clients/node: npm is missing"; fi
 
 # Real peers of the server tests: HAProxy in front of two servers, podman
-# for the image, Chromium for the playground (Debian's packages), kubernetes-validate for the manifests
-# and websockets for the Python client (PyPI, in target/venv). A test whose tool is missing says it was
+# for the image, Chromium for the playground (Debian's packages), and
+# kubernetes-validate for the manifests (PyPI, in target/venv, where the
+# Python client's tests run too). A test whose tool is missing says it was
 # skipped.
 TEST_PACKAGES := haproxy podman python3-venv chromium
 test-tools:
@@ -95,11 +109,16 @@ test-tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
 	    || echo "(could not install$$missing: the tests that need it will say they were skipped)"; \
 	fi
-	@if [ ! -x target/venv/bin/kubernetes-validate ] || [ ! -d target/venv/lib/python3*/site-packages/websockets ]; then \
-	  echo "installing kubernetes-validate and websockets into target/venv"; \
-	  { python3 -m venv target/venv && target/venv/bin/pip install -q kubernetes-validate==1.37.0 'websockets>=13'; } \
-	    || echo "(could not install them: the manifest and Python WebSocket client tests will say they were skipped)"; \
+	@if [ ! -x target/venv/bin/kubernetes-validate ]; then \
+	  echo "== Python tools: kubernetes-validate in target/venv"; \
+	  { python3 -m venv target/venv && target/venv/bin/pip install -q kubernetes-validate==1.37.0; } \
+	    || echo "(could not install it: the manifest tests will say they were skipped)"; \
 	fi
+
+# The release archive and its checksum, in dist/ (deploy/dist.sh).
+dist: build
+	@echo "== release archive"
+	deploy/dist.sh target/release/miniworker $(GUEST_OUT) dist
 
 # The server's container image (deploy/Containerfile): the binary and the
 # libraries it links on an empty base, from local files; podman builds it.
@@ -110,13 +129,13 @@ image: build
 	podman build -t $(IMAGE) -f target/image/Containerfile target/image
 
 # TypeScript's compiler (the test of types/miniworker.d.ts), jco (the test
-# that hosts the worker component in Node.js), ws and tar (the Node.js
-# client's WebSocket session), and playwright-core (drives Debian's Chromium
-# through the playground; it downloads no browser), under target/npm;
+# that hosts the worker component in Node.js) and playwright-core (drives
+# Debian's Chromium through the playground; it downloads no browser), under
+# target/npm;
 # without npm those tests say they were skipped.
-NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim ws@8 tar@7 playwright-core@1
+NPM_TOOLS := typescript@5 @bytecodealliance/jco@1.35.0 @bytecodealliance/preview2-shim playwright-core@1
 typescript:
-	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ] || [ ! -d target/npm/node_modules/ws ] || [ ! -d target/npm/node_modules/playwright-core ]; }; then \
+	@if command -v npm >/dev/null && { [ ! -x target/npm/node_modules/.bin/tsc ] || [ ! -x target/npm/node_modules/.bin/jco ] || [ ! -d target/npm/node_modules/playwright-core ]; }; then \
 	  mkdir -p target/npm && npm install --prefix target/npm --no-audit --no-fund --silent $(NPM_TOOLS) \
 	    || echo "(npm tools not installed: the types and jco tests will be skipped)"; \
 	fi

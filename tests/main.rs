@@ -13,6 +13,7 @@ mod lossless;
 mod messaging;
 mod modules;
 mod project;
+mod release;
 mod serve;
 mod stdio;
 mod types;

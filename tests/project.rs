@@ -231,7 +231,11 @@ fn a_mini_game_has_game_json_and_app_json_wins_over_it() {
 fn the_docs_point_at_nothing_outside_the_repository() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let root = root.canonicalize().expect("the repository");
-    let mut pages = vec![root.join("README.md"), root.join("CHANGELOG.md"), root.join("Makefile")];
+    let mut pages = vec![
+        root.join("README.md"),
+        root.join("CHANGELOG.md"),
+        root.join("Makefile"),
+    ];
     for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
         let path = entry.expect("an entry").path();
         if path.extension().is_some_and(|e| e == "md") {
@@ -245,11 +249,18 @@ fn the_docs_point_at_nothing_outside_the_repository() {
             if link.starts_with("http") || link.starts_with('#') || link.contains(' ') {
                 continue;
             }
-            let target = page.parent().expect("a folder").join(link.split('#').next().unwrap_or(link));
+            let target = page
+                .parent()
+                .expect("a folder")
+                .join(link.split('#').next().unwrap_or(link));
             let resolved = target
                 .canonicalize()
                 .unwrap_or_else(|_| panic!("{}: the link {link} leads nowhere", page.display()));
-            assert!(resolved.starts_with(&root), "{}: {link} is outside the repository", page.display());
+            assert!(
+                resolved.starts_with(&root),
+                "{}: {link} is outside the repository",
+                page.display()
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The stdio protocol (docs/spec.md section 8): `miniworker worker PROJECT ENTRY`,
-//! and the Python and Node.js example clients.
+//! (the client packages of clients/ have their own tests, run by make test).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -165,55 +165,6 @@ fn a_bad_project_or_entry_exits_2_with_an_exit_line() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-}
-
-/// Runs an example client; None when its interpreter is not installed.
-fn client(interpreter: &str, script: &str) -> Option<Vec<Value>> {
-    let probe = Command::new(interpreter).arg("--version").output();
-    if probe.is_err() {
-        eprintln!("skipped: {interpreter} is not installed");
-        return None;
-    }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/clients")
-        .join(script);
-    let out = Command::new(interpreter)
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_miniworker"))
-        .arg(fixture("stdio"))
-        .arg("workers/main.js")
-        .output()
-        .expect("the client runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON lines"))
-            .collect(),
-    )
-}
-
-fn check_client_output(lines: &[Value]) {
-    assert_eq!(lines[0], json!({ "first": "ready" }));
-    assert_eq!(lines[1], json!({ "reply": { "got": { "n": 1 } } }));
-    assert_eq!(
-        lines.last(),
-        Some(&json!({ "type": "exit", "code": 0, "reason": "end-of-input" }))
-    );
-}
-
-#[test]
-fn the_python_client_talks_to_a_worker() {
-    if let Some(lines) = client("python3", "miniworker_client.py") {
-        check_client_output(&lines);
-    }
-}
-
-#[test]
-fn the_node_client_talks_to_a_worker() {
-    if let Some(lines) = client("node", "miniworker_client.js") {
-        check_client_output(&lines);
-    }
 }
 
 #[test]

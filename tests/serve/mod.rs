@@ -7,7 +7,6 @@
 mod admission;
 mod archives;
 mod balanced;
-mod clients;
 mod deploy;
 mod playground;
 mod sessions;
