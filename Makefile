@@ -15,7 +15,7 @@ QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
 export WASI_SDK
 
-.PHONY: setup guest precompile build run test client-tests test-tools dist image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
+.PHONY: setup guest precompile build run test client-tests outside-test test-tools dist image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
 
 setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || { \
@@ -82,7 +82,15 @@ run: build
 test: precompile typescript test-tools
 	@echo "== tests: every crate of the workspace"
 	$(CARGO) test --release --workspace
-	@$(MAKE) --no-print-directory client-tests
+	@$(MAKE) --no-print-directory client-tests outside-test
+
+# A crate outside the workspace (tests/outside) that depends on the library
+# by path, as the README says, built with this repository's lock file and
+# target directory (so nothing is compiled twice) and run.
+outside-test:
+	@echo "== the library from another Cargo project (tests/outside)"
+	cp Cargo.lock tests/outside/Cargo.lock
+	CARGO_TARGET_DIR=$(ROOT)/target $(CARGO) run --release --manifest-path tests/outside/Cargo.toml -- $(ROOT)/examples/hello
 
 # The client packages' own tests, against the binary the workspace tests built.
 client-tests:

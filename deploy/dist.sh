@@ -15,7 +15,10 @@ trap 'rm -rf "$stage"' EXIT
 dir="$stage/$name"
 mkdir -p "$dir/bin" "$dir/components"
 install -m 755 "$binary" "$dir/bin/miniworker"
-cp "$components/miniworker_worker.wasm" "$components/miniworker_main.wasm" "$dir/components/"
+# The plain components (for other component hosts), and the snapshots and
+# their machine code (for MINIWORKER_GUEST_DIR: a library build that starts fast).
+cp "$components"/miniworker_{worker,main}.wasm "$dir/components/"
+cp "$components"/miniworker_{worker,main}.{init.wasm,cwasm} "$dir/components/" 2>/dev/null || true
 cp "$root/README.md" "$root/LICENSE" "$root/CHANGELOG.md" "$dir/"
 cp -r "$root/docs" "$root/examples" "$dir/"
 if [ -d "$root/clients" ]; then

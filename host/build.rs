@@ -1,6 +1,9 @@
 //! Embeds the guest components into the host: the snapshot `make precompile`
 //! made of each (`NAME.init.wasm`, else the plain `NAME.wasm` of `make
-//! guest`) and the machine code compiled from it (`NAME.cwasm`).
+//! guest`) and the machine code compiled from it (`NAME.cwasm`), from
+//! `target/guest/` of the repository or from `MINIWORKER_GUEST_DIR` (a
+//! release's `components/`). Missing components are a build error that says
+//! where to get them.
 
 use std::path::PathBuf;
 
@@ -26,11 +29,18 @@ fn main() {
         let fresh = modified(&snapshot).is_some_and(|s| modified(&plain).is_none_or(|p| s >= p));
         let wasm = if fresh { snapshot } else { plain };
         if !wasm.is_file() {
-            panic!(
-                "\n\nthe guest component {} is missing.\n\
-                 Build the guest first: `make guest` (or `make build`, which does everything).\n",
+            // Not a panic: cargo shows this as the build's error.
+            println!(
+                "cargo::error=the guest component {} is missing. The library embeds the two \
+                 guest components (QuickJS compiled to WebAssembly). In a clone of the \
+                 miniworker repository, build them with `make guest` (`make build` snapshots \
+                 and precompiles them too, for a fast start). Elsewhere, set \
+                 MINIWORKER_GUEST_DIR to a directory holding miniworker_worker.wasm and \
+                 miniworker_main.wasm, such as the `components` directory of a release \
+                 archive (make dist).",
                 wasm.display()
             );
+            return;
         }
         std::fs::copy(&wasm, out.join(format!("{name}.wasm"))).expect("copy the guest component");
         if cwasm.is_file() && fresh {
