@@ -26,7 +26,7 @@ setup: $(WASI_SDK)/.ready $(QJS_SYS_DIR)/.patched
 $(WASI_SDK)/.ready:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "== Debian packages:$$missing"; \
+	  echo "== Debian packages:" $$missing; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@echo "== WASI SDK layout from Debian's packages: $(WASI_SDK)"
@@ -63,17 +63,20 @@ guest: setup
 # compiles the snapshot with the host's engine configuration for a baseline
 # CPU (MINIWORKER_NATIVE=1: this machine's), so the binary embeds a ready
 # JavaScript context as machine code. The precompile tool does not depend on
-# the host library, so the host is compiled once, with the snapshots.
+# the host library, so the host is compiled once, with the snapshots. Every
+# cargo invocation selects the whole workspace (and builds only the targets
+# it names), so features unify the same way each time and Wasmtime is
+# compiled once for build and test alike.
 precompile: guest
 	@echo "== snapshot tool (wasmtime, wizer)"
-	$(CARGO) build --release -p miniworker-precompile
+	$(CARGO) build --release --workspace --bin miniworker-precompile
 	@echo "== snapshot and precompile the components"
 	./target/release/miniworker-precompile $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
 
 # Only what `run` needs; `make test` builds the rest of the workspace.
 build: precompile
 	@echo "== host: the miniworker binary"
-	$(CARGO) build --release -p miniworker-cli --bin miniworker
+	$(CARGO) build --release --workspace --bin miniworker
 	@echo "built target/release/miniworker"
 
 run: build
@@ -113,7 +116,7 @@ TEST_PACKAGES := haproxy podman python3-venv chromium
 test-tools:
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing for the tests:$$missing"; \
+	  echo "== Debian packages for the tests:" $$missing; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
 	    || echo "(could not install$$missing: the tests that need it will say they were skipped)"; \
 	fi
@@ -179,7 +182,7 @@ bench-serve: bench-tools
 
 # The benchmark programs, beside the binary they measure.
 bench-tools: build
-	$(CARGO) build --release -p miniworker-bench
+	$(CARGO) build --release --workspace --bins
 
 # The same in under a minute, with fewer samples (not for the docs).
 bench-quick: bench-tools
