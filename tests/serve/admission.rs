@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 
@@ -13,8 +12,7 @@ use super::{Client, Received, Server, hello};
 const KEY: &str = "a test key of more than 16 bytes";
 
 fn token(key: &str, claims: Value) -> String {
-    let key = EncodingKey::from_secret(key.as_bytes()).expect("an HMAC key");
-    jsonwebtoken::encode(&Header::default(), &claims, &key).expect("a token")
+    super::token(key, &claims)
 }
 
 fn in_an_hour() -> u64 {

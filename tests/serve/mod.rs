@@ -154,7 +154,11 @@ impl Archive {
     }
 
     pub fn of_bytes(bytes: Vec<u8>) -> Archive {
-        let hash = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let hash: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let hash = format!("sha256:{hash}");
         Archive { bytes, hash }
     }
 }
@@ -319,4 +323,20 @@ pub async fn expect_bad_project(data: &str, archive: &Archive, entry: &str, why:
         [json!({ "type": "exit", "code": 2, "reason": "bad-project" })]
     );
     assert_eq!(code, Some(1000));
+}
+
+/// An HS256 token of `claims` for `key` (RFC 7519), signed with hmac here:
+/// the server's verification is what is under test.
+pub fn token(key: &str, claims: &Value) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let unsigned = format!(
+        "{}.{}",
+        b64(json!({ "alg": "HS256", "typ": "JWT" }).to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(unsigned.as_bytes());
+    format!("{unsigned}.{}", b64(&mac.finalize().into_bytes()))
 }

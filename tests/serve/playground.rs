@@ -30,13 +30,7 @@ fn the_playground_runs_hello_in_headless_chromium() {
         .expect("after 1970")
         .as_secs()
         + 3600;
-    let key = jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes()).expect("an HMAC key");
-    let token = jsonwebtoken::encode(
-        &Default::default(),
-        &json!({ "sub": "browser", "exp": exp }),
-        &key,
-    )
-    .expect("a token");
+    let token = super::token(KEY, &json!({ "sub": "browser", "exp": exp }));
     let out = Command::new("node")
         .env("NODE_PATH", &modules)
         .arg(root.join("tests/serve/playground.js"))

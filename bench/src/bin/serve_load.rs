@@ -59,7 +59,11 @@ fn archive() -> (Vec<u8>, String) {
         .append_dir_all(".", root().join("examples/hello"))
         .expect("examples/hello is archived");
     let bytes = builder.into_inner().expect("the archive ends");
-    let hash = format!("sha256:{:x}", Sha256::digest(&bytes));
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hash = format!("sha256:{hex}");
     (bytes, hash)
 }
 

@@ -2,13 +2,19 @@
 //! `exp`, and optional `lim` (limits that may only lower the server's),
 //! from `Authorization: Bearer T` or, for browsers, the subprotocol list
 //! `miniworker.v1, token.T`. Checked before the upgrade: a bad token is a
-//! 401 and no instance is made.
+//! 401 and no instance is made. jsonwebtoken parses and validates; the
+//! signature is HMAC-SHA256 by the `hmac` crate (an HS256-only crypto
+//! provider), the only algorithm accepted.
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use miniworker::Limits;
 use serde::Deserialize;
+use sha2::Sha256;
 use std::time::Duration;
 
 /// The tenant of sessions without a token (a server without a key).
@@ -75,8 +81,57 @@ pub struct Auth {
     validation: Validation,
 }
 
+/// HMAC-SHA256 of a key: the one algorithm the server takes.
+struct Hs256(Hmac<Sha256>);
+
+impl Hs256 {
+    fn mac(&self, msg: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(msg);
+        mac
+    }
+}
+
+impl signature::Verifier<Vec<u8>> for Hs256 {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        // Constant-time comparison (hmac's verify_slice).
+        self.mac(msg)
+            .verify_slice(signature)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Hs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HS256
+    }
+}
+
+fn hs256_verifier(alg: &Algorithm, key: &DecodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    if *alg != Algorithm::HS256 {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
+    let mac =
+        Hmac::<Sha256>::new_from_slice(key.try_get_as_bytes()?).map_err(|_| ErrorKind::InvalidKeyFormat)?;
+    Ok(Box::new(Hs256(mac)))
+}
+
+/// The server verifies tokens and never signs one.
+fn no_signer(_: &Algorithm, _: &EncodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    Err(ErrorKind::InvalidAlgorithm.into())
+}
+
+/// jsonwebtoken's crypto, HS256 only.
+static HS256_ONLY: CryptoProvider = CryptoProvider {
+    signer_factory: no_signer,
+    verifier_factory: hs256_verifier,
+    key_utils: KeyUtils::new_unimplemented(),
+};
+
 impl Auth {
     pub fn new(secret: Option<&[u8]>) -> Result<Auth, String> {
+        // Once per process; a second call finds it installed.
+        let _ = HS256_ONLY.install_default();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;

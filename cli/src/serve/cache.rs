@@ -96,7 +96,10 @@ impl Cache {
                 Err(format!("the archive is over {} bytes", self.max_bytes)),
             );
         }
-        let digest = format!("{:x}", Sha256::digest(&archive));
+        let digest: String = Sha256::digest(&archive)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if digest != hex {
             return (
                 false,
