@@ -171,12 +171,18 @@ async fn a_client_that_answers_no_ping_is_ended_as_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reading_client_stays_past_many_ping_intervals() {
-    let server = Server::start(&["--ping-interval", "0.1"]);
+    // Pings every 250 ms; reading for round trips answers them, with 20 ms
+    // pauses between (far below the two silent intervals that end a session,
+    // even on a loaded machine), over more than ten intervals in all.
+    let server = Server::start(&["--ping-interval", "250ms"]);
     let mut client = Client::connect(&server.data, None).await.expect("connected");
     client.open_hello().await;
-    for i in 0..10 {
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while started.elapsed() < std::time::Duration::from_millis(2600) {
         client.round_trip(&format!("r{i}")).await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        i += 1;
     }
     assert_eq!(server.metric("miniworker_sessions"), 1.0);
 }
