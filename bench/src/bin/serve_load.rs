@@ -170,13 +170,42 @@ async fn run_sessions(n: usize, trips: usize) -> Outcome {
     }
     let opened = started.elapsed();
     let loaded: u64 = pids.iter().map(|p| pss(*p)).sum();
+    let (all, elapsed) = round_trips(sessions, trips).await;
+    Outcome {
+        ready_per_second: n as f64 / opened.as_secs_f64(),
+        trips: Stats::of(all),
+        trips_per_second: (n * trips) as f64 / elapsed.as_secs_f64(),
+        pss_per_unit: loaded.saturating_sub(baseline) as f64 / n as f64,
+    }
+}
+
+/// A session or a process: one round trip at a time.
+trait Peer: Send + 'static {
+    fn trip(&mut self, n: usize) -> impl Future<Output = Duration> + Send;
+}
+
+impl Peer for Ws {
+    fn trip(&mut self, n: usize) -> impl Future<Output = Duration> + Send {
+        ws_trip(self, n)
+    }
+}
+
+impl Peer for Proc {
+    fn trip(&mut self, n: usize) -> impl Future<Output = Duration> + Send {
+        pipe_trip(self, n)
+    }
+}
+
+/// All peers doing `trips` round trips at once: every round trip's time in
+/// microseconds, and the time all of them took.
+async fn round_trips<P: Peer>(peers: Vec<P>, trips: usize) -> (Vec<f64>, Duration) {
     let started = Instant::now();
     let mut running = Vec::new();
-    for mut ws in sessions {
+    for mut peer in peers {
         running.push(tokio::spawn(async move {
             let mut times = Vec::with_capacity(trips);
             for t in 0..trips {
-                times.push(ws_trip(&mut ws, t).await.as_secs_f64() * 1e6);
+                times.push(peer.trip(t).await.as_secs_f64() * 1e6);
             }
             times
         }));
@@ -185,13 +214,7 @@ async fn run_sessions(n: usize, trips: usize) -> Outcome {
     for task in running {
         all.extend(task.await.expect("round trips"));
     }
-    let elapsed = started.elapsed();
-    Outcome {
-        ready_per_second: n as f64 / opened.as_secs_f64(),
-        trips: Stats::of(all),
-        trips_per_second: (n * trips) as f64 / elapsed.as_secs_f64(),
-        pss_per_unit: loaded.saturating_sub(baseline) as f64 / n as f64,
-    }
+    (all, started.elapsed())
 }
 
 struct Proc {
@@ -242,22 +265,7 @@ async fn run_processes(n: usize, trips: usize) -> Outcome {
     }
     let ready = started.elapsed();
     let total: u64 = procs.iter().filter_map(|p| p.child.id()).map(pss).sum();
-    let started = Instant::now();
-    let mut running = Vec::new();
-    for mut p in procs {
-        running.push(tokio::spawn(async move {
-            let mut times = Vec::with_capacity(trips);
-            for t in 0..trips {
-                times.push(pipe_trip(&mut p, t).await.as_secs_f64() * 1e6);
-            }
-            times
-        }));
-    }
-    let mut all = Vec::new();
-    for task in running {
-        all.extend(task.await.expect("round trips"));
-    }
-    let elapsed = started.elapsed();
+    let (all, elapsed) = round_trips(procs, trips).await;
     Outcome {
         ready_per_second: n as f64 / ready.as_secs_f64(),
         trips: Stats::of(all),

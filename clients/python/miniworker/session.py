@@ -7,7 +7,7 @@ import io
 import json
 import tarfile
 
-from .stdio import Ended
+from .stdio import AsyncMessages, Messages
 
 
 def project_archive(folder):
@@ -25,7 +25,7 @@ def _open_line(name, entry, run):
     return json.dumps(opening)
 
 
-class Session:
+class Session(Messages):
     """One session (blocking API): a worker of `entry` (this client is its
     main thread) or, with run=True, the project's app.js."""
 
@@ -80,16 +80,8 @@ class Session:
                 self.next_event(timeout)  # the close
                 return
 
-    def next_message(self, timeout=None):
-        while True:
-            event = self.next_event(timeout)
-            if event is None or event["type"] == "exit":
-                raise Ended(self.exit)
-            if event["type"] == "message":
-                return event["data"]
 
-
-class AsyncSession:
+class AsyncSession(AsyncMessages):
     """The same session for asyncio: `await AsyncSession.open(...)`."""
 
     @classmethod
@@ -131,11 +123,3 @@ class AsyncSession:
         if event["type"] == "exit":
             self.exit = event
         return event
-
-    async def next_message(self):
-        while True:
-            event = await self.next_event()
-            if event is None or event["type"] == "exit":
-                raise Ended(self.exit)
-            if event["type"] == "message":
-                return event["data"]

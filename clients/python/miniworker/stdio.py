@@ -16,7 +16,34 @@ class Ended(Exception):
         self.exit = exit_line
 
 
-class Worker:
+class Messages:
+    """What every blocking stream derives from its `next_event(timeout)`."""
+
+    def next_message(self, timeout=None):
+        """The next message's data (other events are skipped); raises `Ended`
+        if the stream ends first, `queue.Empty` (a worker) or `TimeoutError`
+        (a session) on timeout."""
+        while True:
+            event = self.next_event(timeout)
+            if event is None or event["type"] == "exit":
+                raise Ended(self.exit)
+            if event["type"] == "message":
+                return event["data"]
+
+
+class AsyncMessages:
+    """What every asyncio stream derives from its `next_event()`."""
+
+    async def next_message(self):
+        while True:
+            event = await self.next_event()
+            if event is None or event["type"] == "exit":
+                raise Ended(self.exit)
+            if event["type"] == "message":
+                return event["data"]
+
+
+class Worker(Messages):
     """One worker in a `miniworker worker` process (blocking API). A reader
     thread queues its events, so every wait can have a timeout."""
 
@@ -73,22 +100,12 @@ class Worker:
                 self.proc.wait()
                 return
 
-    def next_message(self, timeout=None):
-        """The worker's next message's data (other events are skipped);
-        raises `Ended` if the worker ends first, `queue.Empty` on timeout."""
-        while True:
-            event = self.next_event(timeout)
-            if event is None or event["type"] == "exit":
-                raise Ended(self.exit)
-            if event["type"] == "message":
-                return event["data"]
-
     def _send(self, obj):
         self.proc.stdin.write(json.dumps(obj) + "\n")
         self.proc.stdin.flush()
 
 
-class AsyncWorker:
+class AsyncWorker(AsyncMessages):
     """The same worker for asyncio: `await AsyncWorker.start(...)`."""
 
     @classmethod
@@ -119,14 +136,6 @@ class AsyncWorker:
             self.exit = event
             await self.proc.wait()
         return event
-
-    async def next_message(self):
-        while True:
-            event = await self.next_event()
-            if event is None or event["type"] == "exit":
-                raise Ended(self.exit)
-            if event["type"] == "message":
-                return event["data"]
 
     async def _send(self, obj):
         self.proc.stdin.write((json.dumps(obj) + "\n").encode())
