@@ -104,7 +104,7 @@ fn host_caps_bound_live_instances_and_total_memory() {
             }
             other => panic!("expected a kill, got {other:?}"),
         }
-        program.wait_worker_threads(Duration::from_secs(5));
+        program.wait_workers_ended(Duration::from_secs(5));
     }
 }
 

@@ -16,4 +16,5 @@ mod project;
 mod release;
 mod serve;
 mod stdio;
+mod tasks;
 mod types;

@@ -80,7 +80,7 @@ pub fn start(runtime: &Runtime, (warm, n): (usize, usize)) -> Result<Stats> {
         next_message(&worker)?;
         let took = t0.elapsed();
         worker.terminate();
-        program.wait_worker_threads(Duration::from_secs(10));
+        program.wait_workers_ended(Duration::from_secs(10));
         if i >= warm {
             ms.push(took.as_secs_f64() * 1e3);
         }
@@ -249,7 +249,7 @@ pub fn rss(runtime: &Runtime, instances: usize) -> Result<(f64, f64)> {
     // Warm: the first worker maps the compiled code.
     let warm = program(runtime)?;
     drop(echo_worker(&warm)?);
-    warm.wait_worker_threads(Duration::from_secs(10));
+    warm.wait_workers_ended(Duration::from_secs(10));
     drop(warm);
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_kib();
@@ -280,7 +280,7 @@ pub fn terminate(runtime: &Runtime, runs: usize) -> Result<Stats> {
         std::thread::sleep(Duration::from_millis(2));
         let t0 = Instant::now();
         worker.terminate();
-        if !program.wait_worker_threads(Duration::from_secs(10)) {
+        if !program.wait_workers_ended(Duration::from_secs(10)) {
             return Err("a terminated worker's thread did not end".into());
         }
         ms.push(t0.elapsed().as_secs_f64() * 1e3);

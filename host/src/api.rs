@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventSink};
 use crate::instance::{Instance, Outlet, Stats};
 use crate::limits::Limits;
-use crate::main_thread::{ExitStatus, RunControl};
+use crate::main_thread::{ExitStatus, RunControl, Running};
 use crate::message::Encoded;
 use crate::runtime::{Runtime, RuntimeInner};
 use miniworker_codec::Message;
@@ -69,6 +69,18 @@ impl MiniProgram {
         options: &RunOptions,
         sink: Arc<dyn EventSink>,
     ) -> Result<RunReport> {
+        Ok(MiniProgram::start(runtime, project, options, sink)?.wait())
+    }
+
+    /// [`MiniProgram::run`] without waiting: the run goes on in the
+    /// runtime's pool (no thread of its own while it waits) and the
+    /// returned [`Running`] gives its report, blocking or as a future.
+    pub fn start(
+        runtime: &Runtime,
+        project: Project,
+        options: &RunOptions,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Running> {
         let source = project
             .app_js()
             .map_err(|p| Error::Project(ProjectError { problems: vec![p] }))?;
@@ -76,11 +88,7 @@ impl MiniProgram {
             .inner
             .instance(project, options.limits.clone(), Outlet::Sink(sink))?;
         let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
-        let status = crate::main_thread::run(&runtime.inner, &instance, &source, &options.control, deadline);
-        Ok(RunReport {
-            status,
-            discarded_messages: instance.discarded(),
-        })
+        crate::main_thread::start(&runtime.inner, &instance, source, &options.control, deadline)
     }
 
     /// `wx.createWorker(script_path)`: starts a worker, or fails when the path
@@ -115,19 +123,19 @@ impl MiniProgram {
     }
 
     /// Ends the instance: terminates its worker and waits at most
-    /// `deadline` for the worker's thread to be gone (whether it is).
+    /// `deadline` for the worker's context to be gone (whether it is).
     /// Dropping an instance terminates the worker without waiting.
     pub fn shutdown(self, deadline: Duration) -> bool {
         self.instance.shut_down();
-        self.instance.wait_worker_threads(deadline)
+        self.instance.wait_workers_ended(deadline)
     }
 
-    /// Waits, at most `timeout`, until no worker thread of this instance is
-    /// running: `terminate()` frees the slot at once, and the terminated
-    /// worker's thread ends at its guest's next interrupt check. Returns
-    /// whether they are all gone.
-    pub fn wait_worker_threads(&self, timeout: Duration) -> bool {
-        self.instance.wait_worker_threads(timeout)
+    /// Waits, at most `timeout`, until no worker context of this instance
+    /// lives: `terminate()` frees the slot at once, and the terminated
+    /// worker's context ends (its store and memory dropped) at its guest's
+    /// next interrupt check. Returns whether they are all gone.
+    pub fn wait_workers_ended(&self, timeout: Duration) -> bool {
+        self.instance.wait_workers_ended(timeout)
     }
 }
 

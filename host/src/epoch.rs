@@ -1,11 +1,14 @@
 //! The epoch ticker: advances the engine's epoch while guests run, so each
-//! store's deadline callback can check its turn's CPU time (and `stop`).
+//! store's deadline callback can check its turn's CPU time (and `stop`),
+//! and lets the pool grow when long turns hold every thread.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
+
+use crate::scheduler::Scheduler;
 
 /// How often the epoch advances while a guest runs: the granularity of the
 /// CPU-time check.
@@ -28,7 +31,7 @@ pub(crate) struct Ticker {
 }
 
 impl Ticker {
-    pub(crate) fn start(engine: &Engine) -> std::io::Result<Arc<Ticker>> {
+    pub(crate) fn start(engine: &Engine, scheduler: Scheduler) -> std::io::Result<Arc<Ticker>> {
         let ticker = Arc::new(Ticker {
             running: AtomicUsize::new(0),
             parked: AtomicBool::new(false),
@@ -39,7 +42,7 @@ impl Ticker {
         let (me, engine) = (ticker.clone(), engine.clone());
         std::thread::Builder::new()
             .name("miniworker-epoch".into())
-            .spawn(move || me.run(&engine))?;
+            .spawn(move || me.run(&engine, &scheduler))?;
         Ok(ticker)
     }
 
@@ -47,7 +50,7 @@ impl Ticker {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(&self, engine: &Engine) {
+    fn run(&self, engine: &Engine, scheduler: &Scheduler) {
         let mut idle_since: Option<Instant> = None;
         loop {
             if self.shut_down.load(Ordering::SeqCst) {
@@ -69,6 +72,7 @@ impl Ticker {
             }
             std::thread::sleep(TICK);
             engine.increment_epoch();
+            scheduler.grow_if_starved(TICK);
         }
     }
 

@@ -172,7 +172,11 @@ impl Limits {
 pub struct HostCaps {
     instances: Option<usize>,
     total_memory: Option<usize>,
+    threads: Option<usize>,
 }
+
+/// Pool threads at most, unless [`HostCaps::threads`] says otherwise.
+pub const DEFAULT_POOL_THREADS: usize = 256;
 
 impl HostCaps {
     /// At most this many live mini-program instances; opening one more fails
@@ -187,6 +191,19 @@ impl HostCaps {
     pub fn total_memory(mut self, bytes: usize) -> HostCaps {
         self.total_memory = Some(bytes);
         self
+    }
+
+    /// At most this many threads run contexts' turns at once (default
+    /// [`DEFAULT_POOL_THREADS`]). Idle contexts hold no thread; a turn
+    /// holds one until it ends, so this many contexts in long turns at once
+    /// (up to their CPU-time limit) make the others wait.
+    pub fn threads(mut self, count: usize) -> HostCaps {
+        self.threads = Some(count.max(1));
+        self
+    }
+
+    pub(crate) fn thread_cap(&self) -> usize {
+        self.threads.unwrap_or(DEFAULT_POOL_THREADS)
     }
 
     pub(crate) fn instance_cap(&self) -> Option<usize> {
@@ -339,7 +356,8 @@ pub(crate) fn thread_cpu_time() -> Duration {
 pub(crate) struct TurnBudget {
     /// Thread CPU time at the turn's first epoch tick (every 10 ms while a
     /// guest runs): a turn shorter than a tick costs no clock reading, and
-    /// a longer one is measured to within a tick.
+    /// a longer one is measured to within a tick. (A turn runs on one pool
+    /// thread from start to end.)
     pub(crate) cpu_start: Option<Duration>,
     /// Console bytes written in this turn.
     pub(crate) console_bytes: usize,

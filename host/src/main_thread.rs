@@ -1,20 +1,29 @@
-//! The JavaScript main thread: `app.js` in a store of its own, its App
-//! hooks, and its loop of turns (worker events, timers) until the
-//! mini-program is quiescent or the run is stopped.
+//! The JavaScript main thread: `app.js` in a store of its own as a task of
+//! the pool (`scheduler.rs`), its App hooks, and its turns (worker events,
+//! timers) until the mini-program is quiescent or the run is stopped;
+//! [`Running`], the handle of a run, and [`RunControl`].
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
 use wasmtime::Store;
 
+use crate::api::RunReport;
 use crate::bindings::TurnState;
+use crate::bindings::main::Main as Guest;
 use crate::bindings::main::exports::miniworker::sandbox::main_events::{AppHook, KillInfo, WorkerEvent};
+use crate::error::Result;
 use crate::event::{Event, Source};
 use crate::host::{HostState, Role};
 use crate::instance::{Instance, MainJob};
 use crate::kill::classify;
-use crate::runtime::{GUEST_THREAD_STACK, RuntimeInner};
+use crate::runtime::RuntimeInner;
+use crate::scheduler::{JOBS_PER_RUN, Ran, Task};
+use crate::signal::relock;
 use crate::worker::timer_due;
 
 /// How a run of `app.js` ended.
@@ -90,88 +99,147 @@ impl RunControl {
     }
 }
 
-/// Stops a run at its deadline. Dropping it before cancels it.
-struct Watchdog {
-    cancel: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+/// Stops a run at its deadline (the timer thread holds it weakly: a run
+/// that ended first drops it).
+struct Deadline {
+    control: RunControl,
 }
 
-impl Watchdog {
-    fn start(control: RunControl, deadline: Instant) -> std::io::Result<Watchdog> {
-        let cancel = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let theirs = cancel.clone();
-        std::thread::Builder::new()
-            .name("miniworker-deadline".into())
-            .spawn(move || {
-                let (lock, cv) = &*theirs;
-                let mut cancelled = lock.lock().unwrap_or_else(|p| p.into_inner());
-                while !*cancelled {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        control.stop_with(2);
-                        return;
-                    }
-                    cancelled = match cv.wait_timeout(cancelled, deadline - now) {
-                        Ok((g, _)) => g,
-                        Err(p) => p.into_inner().0,
-                    };
-                }
-            })?;
-        Ok(Watchdog { cancel })
+impl Task for Deadline {
+    fn run(self: Arc<Self>) {}
+
+    fn timer_fired(self: Arc<Self>) {
+        self.control.stop_with(2);
     }
 }
 
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        let (lock, cv) = &*self.cancel;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_all();
+/// A run of `app.js` under way ([`crate::MiniProgram::start`]): wait for
+/// its report, blocking or as a future. Dropping it does not stop the run
+/// (its [`RunControl`] does).
+pub struct Running {
+    done: Arc<Done>,
+}
+
+/// Where a run leaves its report.
+#[derive(Default)]
+struct Done {
+    report: Mutex<Option<RunReport>>,
+    cv: Condvar,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Running {
+    /// Waits for the run to end.
+    pub fn wait(&self) -> RunReport {
+        let mut report = relock(&self.done.report);
+        loop {
+            if let Some(report) = report.as_ref() {
+                return report.clone();
+            }
+            report = self.done.cv.wait(report).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The report, if the run has ended.
+    pub fn report(&self) -> Option<RunReport> {
+        relock(&self.done.report).clone()
+    }
+
+    /// A future of the report.
+    pub fn finished(&self) -> Finished<'_> {
+        Finished { running: self }
     }
 }
 
-/// Runs `app.js` (`source`) as the main thread until the mini-program is
-/// quiescent or the run is stopped, on a thread of its own (with a stack
-/// sized for Wasmtime's guest stack; the caller's may be smaller).
-pub(crate) fn run(
+/// The future of [`Running::finished`].
+pub struct Finished<'a> {
+    running: &'a Running,
+}
+
+impl Future for Finished<'_> {
+    type Output = RunReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<RunReport> {
+        let done = &self.running.done;
+        let report = relock(&done.report);
+        match report.as_ref() {
+            Some(report) => Poll::Ready(report.clone()),
+            None => {
+                // Registered under the report's lock: the end wakes it.
+                relock(&done.wakers).push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Done {
+    fn finish(&self, report: RunReport) {
+        *relock(&self.report) = Some(report);
+        self.cv.notify_all();
+        for waker in std::mem::take(&mut *relock(&self.wakers)) {
+            waker.wake();
+        }
+    }
+}
+
+/// Starts `app.js` (`source`) as the main thread of `instance`; it runs
+/// until the mini-program is quiescent or the run is stopped.
+pub(crate) fn start(
     runtime: &Arc<RuntimeInner>,
     instance: &Arc<Instance>,
-    source: &str,
+    source: String,
     control: &RunControl,
     deadline: Option<Instant>,
-) -> ExitStatus {
+) -> Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     control.attach(instance, &stop);
-    let watchdog = deadline.and_then(|d| Watchdog::start(control.clone(), d).ok());
-    let (rt, inst, source, thread_stop) =
-        (runtime.clone(), instance.clone(), source.to_owned(), stop.clone());
-    let result = std::thread::Builder::new()
-        .name("miniworker-main".into())
-        .stack_size(GUEST_THREAD_STACK)
-        .spawn(move || turns(&rt, &inst, &source, thread_stop))
-        .map_err(|e| wasmtime::Error::msg(format!("cannot start the main thread: {e}")))
-        .and_then(|thread| {
-            thread
-                .join()
-                .unwrap_or_else(|_| Err(wasmtime::Error::msg("the main thread panicked")))
+    let deadline = deadline.map(|due| {
+        let task = Arc::new(Deadline {
+            control: control.clone(),
         });
-    drop(watchdog);
-    control.detach();
-    let status = match result {
-        Ok(()) | Err(_) if instance.stopped() || stop.load(Ordering::Acquire) => control.stopped_status(),
-        Ok(()) if instance.main_errors() > 0 => ExitStatus::UncaughtError,
-        Ok(()) => ExitStatus::Normal,
-        Err(e) => {
-            let (reason, message) = classify(&e);
-            instance.emit(Event::Killed {
-                source: Source::Main,
-                reason,
-                message,
-            });
-            ExitStatus::Killed(reason)
-        }
-    };
-    instance.shut_down();
-    tracing::debug!(instance = instance.id, ?status, "run ended");
-    status
+        let weak: std::sync::Weak<dyn Task> = Arc::downgrade(&task) as _;
+        runtime.scheduler().wake_at(due, weak);
+        task
+    });
+    let done = Arc::new(Done::default());
+    let task = Arc::new(MainTask {
+        runtime: runtime.clone(),
+        instance: instance.clone(),
+        stop,
+        control: control.clone(),
+        done: done.clone(),
+        _deadline: deadline,
+        context: Mutex::new(Context::Starting(source)),
+    });
+    if let Err(e) = instance.schedule(task) {
+        control.detach();
+        instance.shut_down();
+        return Err(e);
+    }
+    Ok(Running { done })
+}
+
+/// A run's main-thread context.
+struct MainTask {
+    runtime: Arc<RuntimeInner>,
+    instance: Arc<Instance>,
+    /// The store's stop flag.
+    stop: Arc<AtomicBool>,
+    control: RunControl,
+    done: Arc<Done>,
+    _deadline: Option<Arc<Deadline>>,
+    context: Mutex<Context>,
+}
+
+enum Context {
+    Starting(String),
+    Running {
+        store: Store<HostState>,
+        guest: Guest,
+        main: MainState,
+    },
+    Ended,
 }
 
 /// The main thread's view of its own context after each turn.
@@ -180,59 +248,141 @@ struct MainState {
     listening: bool,
 }
 
-fn turns(
-    runtime: &Arc<RuntimeInner>,
-    instance: &Arc<Instance>,
-    source: &str,
-    stop: Arc<AtomicBool>,
-) -> wasmtime::Result<()> {
-    let limits = instance.limits.clone();
-    let mut store = runtime.new_store(instance.clone(), Role::Main, stop, limits);
-    let guest = runtime.main_pre.instantiate(&mut store)?;
-    let entry = guest.miniworker_sandbox_turns();
-    let events = guest.miniworker_sandbox_main_events();
-    let limits = store.data().guest_limits();
-    let mut main = MainState {
-        timer_due: None,
-        listening: false,
-    };
-    // `/app.js`, or `/game.js` for a mini-game.
-    let main_file = format!("/{}", instance.project.main_script());
-    instance.emit(Event::Ready { source: Source::Main });
-    let state = turn(runtime, &mut store, |s| {
-        entry.call_start(s, &main_file, source, limits)
-    })?
-    .map_err(wasmtime::Error::msg)?;
-    main.update(&state);
-    for hook in [AppHook::OnLaunch, AppHook::OnShow] {
-        main.update(&turn(runtime, &mut store, |s| {
-            events.call_call_app_hook(s, hook)
-        })?);
-    }
-    loop {
-        let state = match instance.next_main_job(main.listening, main.timer_due) {
-            MainJob::Event(id, event) => {
-                let event = match event {
-                    Event::Message(message) => WorkerEvent::Message(message.bytes().to_vec()),
-                    Event::Error { error, .. } => WorkerEvent::Error(error.into()),
-                    Event::Killed { reason, message, .. } => WorkerEvent::Killed(KillInfo {
-                        reason: reason.into(),
-                        message,
-                    }),
-                    // Console lines and notices go to the sink at once in a run.
-                    other => {
-                        instance.emit(other);
-                        continue;
-                    }
-                };
-                turn(runtime, &mut store, |s| {
-                    events.call_deliver_worker_event(s, id, &event)
-                })?
+impl Task for MainTask {
+    fn run(self: Arc<Self>) {
+        let mut context = relock(&self.context);
+        let ran = self.jobs(&mut context);
+        match ran {
+            Ok(Ran::Parked) => {}
+            Ok(Ran::Yielded) => {
+                drop(context);
+                let instance = self.instance.clone();
+                if let Err(e) = instance.schedule(self.clone()) {
+                    *relock(&self.context) = Context::Ended;
+                    self.end(Err(wasmtime::Error::msg(format!("no thread can run it: {e}"))));
+                }
             }
-            MainJob::Timer => turn(runtime, &mut store, |s| entry.call_run_timer(s))?,
-            MainJob::Quiescent | MainJob::Stopped => return Ok(()),
+            Ok(Ran::Done) => {
+                *context = Context::Ended;
+                drop(context);
+                self.end(Ok(()));
+            }
+            Err(e) => {
+                *context = Context::Ended;
+                drop(context);
+                self.end(Err(e));
+            }
+        }
+    }
+
+    fn timer_fired(self: Arc<Self>) {
+        self.instance.main_timer_fired();
+    }
+}
+
+impl MainTask {
+    /// Runs the main thread's ready jobs (the first time, its start).
+    fn jobs(self: &Arc<Self>, context: &mut Context) -> wasmtime::Result<Ran> {
+        let (runtime, instance) = (&self.runtime, &self.instance);
+        if let Context::Starting(_) = context {
+            let Context::Starting(source) = std::mem::replace(context, Context::Ended) else {
+                unreachable!("checked above");
+            };
+            *context = self.start(&source)?;
+        }
+        let Context::Running { store, guest, main } = context else {
+            return Ok(Ran::Done);
         };
+        let me: Arc<dyn Task> = self.clone();
+        let mut jobs = 0;
+        while jobs < JOBS_PER_RUN {
+            let Some(job) = instance.next_main_job(main.listening, main.timer_due, &me) else {
+                return Ok(Ran::Parked);
+            };
+            let state = match job {
+                MainJob::Event(id, event) => {
+                    let event = match event {
+                        Event::Message(message) => WorkerEvent::Message(message.bytes().to_vec()),
+                        Event::Error { error, .. } => WorkerEvent::Error(error.into()),
+                        Event::Killed { reason, message, .. } => WorkerEvent::Killed(KillInfo {
+                            reason: reason.into(),
+                            message,
+                        }),
+                        // Console lines and notices go to the sink at once in a run.
+                        other => {
+                            instance.emit(other);
+                            continue;
+                        }
+                    };
+                    turn(runtime, store, |s| {
+                        guest
+                            .miniworker_sandbox_main_events()
+                            .call_deliver_worker_event(s, id, &event)
+                    })?
+                }
+                MainJob::Timer => turn(runtime, store, |s| guest.miniworker_sandbox_turns().call_run_timer(s))?,
+                MainJob::Quiescent | MainJob::Stopped => return Ok(Ran::Done),
+            };
+            main.update(&state);
+            jobs += 1;
+        }
+        Ok(Ran::Yielded)
+    }
+
+    /// Makes the store, runs `app.js` and the launch hooks.
+    fn start(&self, source: &str) -> wasmtime::Result<Context> {
+        let (runtime, instance) = (&self.runtime, &self.instance);
+        let limits = instance.limits.clone();
+        let mut store = runtime.new_store(instance.clone(), Role::Main, self.stop.clone(), limits);
+        let guest = runtime.main_pre.instantiate(&mut store)?;
+        let limits = store.data().guest_limits();
+        let mut main = MainState {
+            timer_due: None,
+            listening: false,
+        };
+        // `/app.js`, or `/game.js` for a mini-game.
+        let main_file = format!("/{}", instance.project.main_script());
+        instance.emit(Event::Ready { source: Source::Main });
+        let state = turn(runtime, &mut store, |s| {
+            guest
+                .miniworker_sandbox_turns()
+                .call_start(s, &main_file, source, limits)
+        })?
+        .map_err(wasmtime::Error::msg)?;
         main.update(&state);
+        for hook in [AppHook::OnLaunch, AppHook::OnShow] {
+            main.update(&turn(runtime, &mut store, |s| {
+                guest.miniworker_sandbox_main_events().call_call_app_hook(s, hook)
+            })?);
+        }
+        Ok(Context::Running { store, guest, main })
+    }
+
+    /// The run ended (its store is gone): its status, the instance shut
+    /// down, the report for whoever waits.
+    fn end(&self, result: wasmtime::Result<()>) {
+        let (instance, control) = (&self.instance, &self.control);
+        control.detach();
+        let status = match result {
+            Ok(()) | Err(_) if instance.stopped() || self.stop.load(Ordering::Acquire) => control.stopped_status(),
+            Ok(()) if instance.main_errors() > 0 => ExitStatus::UncaughtError,
+            Ok(()) => ExitStatus::Normal,
+            Err(e) => {
+                let (reason, message) = classify(&e);
+                instance.emit(Event::Killed {
+                    source: Source::Main,
+                    reason,
+                    message,
+                });
+                ExitStatus::Killed(reason)
+            }
+        };
+        instance.shut_down();
+        tracing::debug!(instance = instance.id, ?status, "run ended");
+        self.done.finish(RunReport {
+            status,
+            discarded_messages: instance.discarded(),
+        });
     }
 }
 
@@ -251,7 +401,7 @@ fn turn<R>(
             instance.worker_killed(
                 id,
                 crate::KillReason::Crash,
-                format!("the worker's thread did not start: {e}"),
+                format!("the worker's context did not start: {e}"),
             );
         }
     }

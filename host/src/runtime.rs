@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::host::{HostState, Role};
 use crate::instance::{Instance, Outlet};
 use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, Limits, TurnBudget, thread_cpu_time};
+use crate::scheduler::Scheduler;
 use miniworker_project::Project;
 
 // The guest components, embedded by build.rs: the plain component and the
@@ -22,9 +23,9 @@ const WORKER_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker
 const MAIN_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_main.wasm"));
 const MAIN_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_main.cwasm"));
 
-/// Native stack of a thread that runs a guest: Wasmtime's guest stack plus
-/// room for the host frames below it.
-pub(crate) const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
+/// Native stack of a pool thread, where guests run: Wasmtime's guest stack
+/// plus room for the host frames below it.
+const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
 
 /// The engine and the compiled guest components, shared by every mini-program
 /// of a host. Cheap to clone; `Send + Sync`.
@@ -38,6 +39,7 @@ pub(crate) struct RuntimeInner {
     caps: HostCaps,
     usage: Arc<HostUsage>,
     ticker: Arc<Ticker>,
+    scheduler: Scheduler,
     pub(crate) worker_pre: WorkerPre<HostState>,
     pub(crate) main_pre: MainPre<HostState>,
     worker: Component,
@@ -90,13 +92,15 @@ impl Runtime {
             .map_err(Error::Engine)?;
         let main_pre = MainPre::new(main_linker.instantiate_pre(&main).map_err(Error::Engine)?)
             .map_err(Error::Engine)?;
-        let ticker = Ticker::start(&engine)?;
+        let scheduler = Scheduler::start(GUEST_THREAD_STACK, caps.thread_cap()).map_err(Error::Io)?;
+        let ticker = Ticker::start(&engine, scheduler.clone())?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 caps,
                 usage: Arc::default(),
                 ticker,
+                scheduler,
                 worker_pre,
                 main_pre,
                 worker,
@@ -112,6 +116,13 @@ impl Runtime {
     /// says which): everything works, each start just costs more.
     pub fn precompiled(&self) -> bool {
         self.inner.precompiled
+    }
+
+    /// Threads running contexts' turns now (the pool; see
+    /// [`HostCaps::threads`]). Idle contexts hold none, and a pool thread
+    /// idle for 5 s ends.
+    pub fn threads(&self) -> usize {
+        self.inner.scheduler.threads()
     }
 
     /// The interfaces each guest component imports, as `(role, names)` with
@@ -137,6 +148,7 @@ impl RuntimeInner {
     pub(crate) fn instance(&self, project: Project, limits: Limits, outlet: Outlet) -> Result<Arc<Instance>> {
         Instance::new(
             self.engine.clone(),
+            self.scheduler.clone(),
             self.usage.clone(),
             self.caps.instance_cap(),
             project,
@@ -177,27 +189,35 @@ impl RuntimeInner {
     }
 
     /// Runs one call into a guest as a turn: a fresh CPU-time and console
-    /// budget, the epoch ticking meanwhile, and a notice of the console
-    /// lines the turn's budget dropped.
+    /// budget, the epoch ticking meanwhile, the CPU time it took added to
+    /// its context's, and a notice of the console lines the turn's budget
+    /// dropped.
     pub(crate) fn turn<R>(
         &self,
         store: &mut Store<HostState>,
         call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
+        let start = thread_cpu_time();
         store.data_mut().budget = TurnBudget::new();
         let result = {
             let _running = self.ticker.enter();
             call(store)
         };
         store.data_mut().end_turn();
-        let cpu = thread_cpu_time().as_nanos() as u64;
-        store.data().memory.usage.cpu_nanos.store(cpu, Ordering::Relaxed);
+        let cpu = thread_cpu_time().saturating_sub(start).as_nanos() as u64;
+        store.data().memory.usage.cpu_nanos.fetch_add(cpu, Ordering::Relaxed);
         result
+    }
+
+    /// The pool and timer thread that run every context.
+    pub(crate) fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
     }
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         self.ticker.shut_down();
+        self.scheduler.shut_down();
     }
 }

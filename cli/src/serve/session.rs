@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket};
 use miniworker::{Error, Event, EventSink, MiniProgram, Project, RunControl, RunOptions, Worker};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::auth::Grant;
@@ -314,30 +314,31 @@ impl Conn {
         end
     }
 
-    /// A run session: `app.js` runs on its own thread, its events come
+    /// A run session: `app.js` runs in the runtime's pool, its events come
     /// through a bounded channel (a slow client holds the run back).
     async fn run_loop(&mut self, project: Project, limits: miniworker::Limits) -> End {
         let (events, mut lines) = mpsc::channel::<Event>(256);
-        let (done, mut finished) = oneshot::channel();
         let control = RunControl::default();
         let options = RunOptions {
             timeout: None,
             limits,
             control: control.clone(),
         };
-        let runtime = self.host.runtime.clone();
         let sink: Arc<dyn EventSink> = Arc::new(move |event: Event| {
-            // The run's own threads are not the server's: blocking is fine.
+            // The runtime's pool threads are not the server's: blocking is
+            // fine (a turn waiting here counts as a long turn).
             let _ = events.blocking_send(event);
         });
-        let started = std::thread::Builder::new()
-            .name("miniworker-run".into())
-            .spawn(move || {
-                let _ = done.send(MiniProgram::run(&runtime, project, &options, sink));
-            });
-        if started.is_err() {
-            return End::Exit(crate::HOST_ERROR, ExitReason::HostError, close::NORMAL);
-        }
+        let running = match MiniProgram::start(&self.host.runtime, project, &options, sink) {
+            Ok(running) => running,
+            Err(e) => {
+                self.send(Line::ProtocolError {
+                    message: e.to_string(),
+                })
+                .await;
+                return End::Exit(crate::BAD, ExitReason::BadProject, close::NORMAL);
+            }
+        };
         let mut stopped_for: Option<End> = None;
         loop {
             tokio::select! {
@@ -390,23 +391,13 @@ impl Conn {
                 },
             }
         }
-        let report = (&mut finished).await;
+        let report = running.finished().await;
         if let Some(end) = stopped_for {
             return end;
         }
-        match report {
-            Ok(Ok(report)) => match crate::run_outcome(report.status) {
-                Some((code, reason)) => End::Exit(code, reason, close::NORMAL),
-                None => End::Exit(0, ExitReason::Terminated, close::NORMAL),
-            },
-            Ok(Err(e)) => {
-                self.send(Line::ProtocolError {
-                    message: e.to_string(),
-                })
-                .await;
-                End::Exit(crate::BAD, ExitReason::BadProject, close::NORMAL)
-            }
-            Err(_) => End::Exit(crate::HOST_ERROR, ExitReason::HostError, close::NORMAL),
+        match crate::run_outcome(report.status) {
+            Some((code, reason)) => End::Exit(code, reason, close::NORMAL),
+            None => End::Exit(0, ExitReason::Terminated, close::NORMAL),
         }
     }
 

@@ -34,10 +34,10 @@ impl main_host::Host for HostState {
 
     fn terminate_worker(&mut self, id: u32) {
         self.instance.terminate_worker(id);
-        // Created and terminated in the same turn: its thread never starts.
+        // Created and terminated in the same turn: its context never starts.
         if let Some(i) = self.starting.iter().position(|s| s.id == id) {
             self.starting.remove(i);
-            self.instance.worker_thread_ended(id, false);
+            self.instance.worker_ended(id, false);
         }
     }
 

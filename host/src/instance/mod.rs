@@ -1,12 +1,13 @@
-//! One mini-program instance's shared state and what its threads do with
-//! it: the worker slot, the queues both ways, waking the thread that waits,
-//! and handing events to the embedder. It runs no guest itself: the worker
-//! lifecycle (`worker.rs`) and the JavaScript main thread (`main_thread.rs`)
-//! drive stores and call in here; the lock is never held while a guest runs.
+//! One mini-program instance's shared state and what its contexts do with
+//! it: the worker slot, the queues both ways, parking a context that has
+//! nothing to do and handing it back to the pool (`scheduler.rs`) when it
+//! has, waking a Rust main thread, and handing events to the embedder. It
+//! runs no guest itself: the worker lifecycle (`worker.rs`) and the
+//! JavaScript main thread (`main_thread.rs`) drive stores and call in here;
+//! the lock is never held while a guest runs.
 
 mod queues;
 mod receiver;
-mod signal;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -18,13 +19,14 @@ use wasmtime::Engine;
 
 pub(crate) use queues::MainJob;
 pub use queues::Stats;
-use queues::{Ended, Slot, State, queue_full};
-use signal::{Signal, relock};
+use queues::{Ended, Parked, Slot, State, queue_full};
 
 use crate::error::{Error, JsError, KillReason, Result, Toward};
 use crate::event::{Dropped, Event, EventSink, Source};
 use crate::limits::{HostUsage, Limits, Usage};
 use crate::message::Encoded;
+use crate::scheduler::{Scheduler, Task};
+use crate::signal::{Signal, relock};
 
 /// Where an instance's events go.
 pub(crate) enum Outlet {
@@ -45,11 +47,13 @@ pub(crate) struct WorkerStart {
     pub(crate) limits: Limits,
 }
 
-/// The next job of a worker's thread.
+/// The next job of a worker's context.
 pub(crate) enum WorkerJob {
     /// Messages that are ready, in order (a batch, each its own turn).
     Messages(Vec<Vec<u8>>),
     Timer,
+    /// Nothing now: the context is parked until something makes it ready.
+    Parked,
     Stop,
 }
 
@@ -66,26 +70,28 @@ pub(crate) struct Instance {
     /// To interrupt a guest: bumping the epoch makes each store check its
     /// `stop` flag.
     engine: Engine,
+    /// Runs the contexts' turns (a run's main thread and the worker).
+    scheduler: Scheduler,
     host_usage: Arc<HostUsage>,
     outlet: Outlet,
     state: Mutex<State>,
-    /// Wakes the main thread: a worker event, a worker going idle, a stop.
+    /// Wakes a Rust main thread: a worker event, a worker going idle.
     main_cv: Signal,
-    /// Wakes the worker: a message, a terminate.
-    worker_cv: Signal,
     /// Tasks waiting (async) for a worker event; woken with `main_cv`.
     main_wakers: Mutex<Vec<Waker>>,
     /// Uncaught main-thread errors so far.
     main_errors: AtomicU64,
-    /// Worker threads still running, with a condition variable to wait on.
-    worker_threads: Mutex<usize>,
-    worker_threads_cv: Condvar,
+    /// Worker contexts not yet ended (their stores not yet dropped), with a
+    /// condition variable to wait on.
+    live_workers: Mutex<usize>,
+    live_workers_cv: Condvar,
 }
 
 impl Instance {
     /// A new instance, counted against the host's instance cap.
     pub(crate) fn new(
         engine: Engine,
+        scheduler: Scheduler,
         host_usage: Arc<HostUsage>,
         instance_cap: Option<usize>,
         project: Project,
@@ -109,6 +115,7 @@ impl Instance {
             id,
             limits,
             engine,
+            scheduler,
             host_usage,
             outlet,
             state: Mutex::new(State {
@@ -116,11 +123,10 @@ impl Instance {
                 ..State::default()
             }),
             main_cv: Signal::default(),
-            worker_cv: Signal::default(),
             main_wakers: Mutex::new(Vec::new()),
             main_errors: AtomicU64::new(0),
-            worker_threads: Mutex::new(0),
-            worker_threads_cv: Condvar::new(),
+            live_workers: Mutex::new(0),
+            live_workers_cv: Condvar::new(),
         }))
     }
 
@@ -128,13 +134,59 @@ impl Instance {
         relock(&self.state)
     }
 
-    /// Wakes the main thread, blocked or async; called with the lock held,
-    /// like every notification.
-    fn notify_main(&self, locked: &MutexGuard<'_, State>) {
-        self.main_cv.notify(locked);
-        for waker in std::mem::take(&mut *relock(&self.main_wakers)) {
-            waker.wake();
+    /// Wakes the main thread: a parked `app.js` context, or a Rust main
+    /// thread, blocked or async; called with the lock held, like every
+    /// notification.
+    fn notify_main(&self, st: &mut MutexGuard<'_, State>) {
+        match self.outlet {
+            Outlet::Sink(_) => self.unpark(&mut st.main_parked),
+            Outlet::Receiver => {
+                self.main_cv.notify(st);
+                for waker in std::mem::take(&mut *relock(&self.main_wakers)) {
+                    waker.wake();
+                }
+            }
         }
+    }
+
+    /// Parks the context `me` (it has nothing to do), asking the timer
+    /// thread to wake it at `due`.
+    fn park(&self, parked: &mut Parked, me: &Arc<dyn Task>, due: Option<Instant>) {
+        parked.task = Some(me.clone());
+        if let Some(due) = due.filter(|due| parked.timer_set != Some(*due)) {
+            parked.timer_set = Some(due);
+            self.scheduler.wake_at(due, Arc::downgrade(me));
+        }
+    }
+
+    /// Hands a parked context to the pool; nothing when it is not parked
+    /// (it runs, or is queued, and sees the state before it parks again).
+    fn unpark(&self, parked: &mut Parked) {
+        if let Some(task) = parked.task.take()
+            && let Err(e) = self.scheduler.schedule(task)
+        {
+            tracing::error!(instance = self.id, "no thread can run a context: {e}");
+        }
+    }
+
+    /// Queues `task` to run on the pool.
+    pub(crate) fn schedule(&self, task: Arc<dyn Task>) -> Result<()> {
+        self.scheduler.schedule(task).map_err(Error::Io)
+    }
+
+    /// The timer thread woke worker `id`.
+    pub(crate) fn worker_timer_fired(&self, id: u32) {
+        if let Some(slot) = self.lock().slot(id) {
+            slot.parked.timer_set = None;
+            self.unpark(&mut slot.parked);
+        }
+    }
+
+    /// The timer thread woke the JavaScript main thread.
+    pub(crate) fn main_timer_fired(&self) {
+        let mut st = self.lock();
+        st.main_parked.timer_set = None;
+        self.unpark(&mut st.main_parked);
     }
 
     /// Makes every store whose `stop` flag is set stop at its next check.
@@ -181,7 +233,7 @@ impl Instance {
     // ---- the worker slot ------------------------------------------------------
 
     /// `createWorker`: checks the path and the one-worker rule and takes the
-    /// slot; the caller starts the worker's thread.
+    /// slot; the caller starts the worker's context.
     pub(crate) fn reserve_worker(&self, script: &str, limits: Limits) -> Result<WorkerStart> {
         let (path, source) = self.project.worker_script(script).map_err(Error::BadScript)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -192,7 +244,7 @@ impl Instance {
         let id = st.next_id;
         st.next_id += 1;
         st.worker = Some(Slot::new(id, limits.clone(), stop.clone()));
-        *relock(&self.worker_threads) += 1;
+        *relock(&self.live_workers) += 1;
         Ok(WorkerStart {
             id,
             path,
@@ -202,15 +254,15 @@ impl Instance {
         })
     }
 
-    /// A worker's thread ended (or never started).
-    pub(crate) fn worker_thread_ended(&self, id: u32, started: bool) {
+    /// A worker's context ended, its store dropped (or it never started).
+    pub(crate) fn worker_ended(&self, id: u32, started: bool) {
         if !started {
             let mut st = self.lock();
             st.worker.take_if(|s| s.id == id);
-            self.notify_main(&st);
+            self.notify_main(&mut st);
         }
-        *relock(&self.worker_threads) -= 1;
-        self.worker_threads_cv.notify_all();
+        *relock(&self.live_workers) -= 1;
+        self.live_workers_cv.notify_all();
     }
 
     /// Records what worker `id`'s store uses ([`crate::Stats`]).
@@ -220,18 +272,18 @@ impl Instance {
         }
     }
 
-    /// Waits until no worker thread of this instance runs, at most
+    /// Waits until no worker context of this instance lives, at most
     /// `timeout`; whether none does.
-    pub(crate) fn wait_worker_threads(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_workers_ended(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
-        let mut threads = relock(&self.worker_threads);
+        let mut threads = relock(&self.live_workers);
         while *threads > 0 {
             let left = match deadline {
                 Some(d) if d <= Instant::now() => return false,
                 Some(d) => d - Instant::now(),
                 None => Duration::from_secs(3600),
             };
-            threads = match self.worker_threads_cv.wait_timeout(threads, left) {
+            threads = match self.live_workers_cv.wait_timeout(threads, left) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -243,7 +295,9 @@ impl Instance {
     pub(crate) fn post_to_worker(&self, id: u32, message: Encoded) -> Result<()> {
         let mut st = self.lock();
         st.post_to_worker(id, message)?;
-        self.worker_cv.notify(&st);
+        if let Some(slot) = st.slot(id).filter(|s| s.listening) {
+            self.unpark(&mut slot.parked);
+        }
         Ok(())
     }
 
@@ -253,7 +307,7 @@ impl Instance {
     pub(crate) fn terminate_worker(&self, id: u32) -> usize {
         let (discarded, dropped) = {
             let mut st = self.lock();
-            let Some(slot) = st.worker.take_if(|s| s.id == id) else {
+            let Some(mut slot) = st.worker.take_if(|s| s.id == id) else {
                 return 0;
             };
             slot.stop.store(true, Ordering::Release);
@@ -261,8 +315,10 @@ impl Instance {
             let dropped = std::mem::take(&mut st.dropped);
             st.ended = Some((id, Ended::Terminated));
             st.discarded += slot.inbox.len() as u64;
-            self.worker_cv.notify(&st);
-            self.notify_main(&st);
+            // A parked context runs once more to find itself stopped and
+            // drop its store; a running one stops at its next check.
+            self.unpark(&mut slot.parked);
+            self.notify_main(&mut st);
             (slot.inbox.len(), dropped)
         };
         tracing::debug!(instance = self.id, worker = id, discarded, "worker terminated");
@@ -297,7 +353,7 @@ impl Instance {
         }
         let dropped = self.report_dropped(&mut st, id);
         st.push_to_main(id, event);
-        self.notify_main(&st);
+        self.notify_main(&mut st);
         drop(st);
         if let Some(event) = dropped {
             self.emit(event);
@@ -374,7 +430,7 @@ impl Instance {
                     message,
                 },
             );
-            self.notify_main(&st);
+            self.notify_main(&mut st);
             slot.inbox.len() as u64
         };
         self.emit_dropped(&[(Dropped::MessagesToWorker, discarded)]);
@@ -393,7 +449,7 @@ impl Instance {
                         source: Source::Worker,
                     },
                 );
-                self.notify_main(&st);
+                self.notify_main(&mut st);
             }
         }
     }
@@ -409,18 +465,19 @@ impl Instance {
         slot.listening = listening;
         slot.timer_due = timer_due;
         let dropped = self.report_dropped(&mut st, id);
-        self.notify_main(&st);
+        self.notify_main(&mut st);
         drop(st);
         if let Some(event) = dropped {
             self.emit(event);
         }
     }
 
-    /// Waits for worker `id`'s next job: its due timer, or the messages
-    /// that became ready before it (when it has a listener), at most [`BATCH`].
-    pub(crate) fn next_worker_job(&self, id: u32) -> WorkerJob {
+    /// Worker `id`'s next job: its due timer, or the messages that became
+    /// ready before it (when it has a listener), at most [`BATCH`]; or,
+    /// with nothing to do, its context `me` parks.
+    pub(crate) fn next_worker_job(&self, id: u32, me: &Arc<dyn Task>) -> WorkerJob {
         let mut st = self.lock();
-        loop {
+        {
             let Some(slot) = st.slot(id) else {
                 return WorkerJob::Stop;
             };
@@ -452,23 +509,29 @@ impl Instance {
                 slot.timer_due = None;
                 return WorkerJob::Timer;
             }
-            let deadline = slot.timer_due;
-            st = self.worker_cv.wait(&self.state, st, deadline);
+            let due = slot.timer_due;
+            self.park(&mut slot.parked, me, due);
+            WorkerJob::Parked
         }
     }
 
     // ---- the main thread's side ---------------------------------------------------
 
-    /// Waits for the JavaScript main thread's next job.
-    pub(crate) fn next_main_job(&self, listening: bool, timer_due: Option<Instant>) -> MainJob {
+    /// The JavaScript main thread's next job; `None` when it has nothing
+    /// to do now and its context `me` parked.
+    pub(crate) fn next_main_job(
+        &self,
+        listening: bool,
+        timer_due: Option<Instant>,
+        me: &Arc<dyn Task>,
+    ) -> Option<MainJob> {
         let mut st = self.lock();
-        loop {
-            match st.next_main_job(listening, timer_due) {
-                Ok(job) => return job,
-                Err(sleep) => {
-                    let deadline = sleep.and_then(|s| Instant::now().checked_add(s));
-                    st = self.main_cv.wait(&self.state, st, deadline);
-                }
+        match st.next_main_job(listening, timer_due) {
+            Ok(job) => Some(job),
+            Err(()) => {
+                let st = &mut *st;
+                self.park(&mut st.main_parked, me, timer_due);
+                None
             }
         }
     }
@@ -478,7 +541,7 @@ impl Instance {
     pub(crate) fn stop(&self) {
         let mut st = self.lock();
         st.stopped = true;
-        self.notify_main(&st);
+        self.notify_main(&mut st);
     }
 
     /// Whether the run was stopped from outside.

@@ -1,7 +1,8 @@
-//! The state one mini-program's threads share, under its lock: the worker
+//! The state one mini-program's contexts share, under its lock: the worker
 //! slot with its inbox, the queue of worker events toward the main thread,
-//! and their accounting against the queue limits. Plain data: waking
-//! threads and emitting events is `Instance`'s job.
+//! their accounting against the queue limits, and the contexts parked while
+//! they wait. Plain data: waking contexts and emitting events is
+//! `Instance`'s job.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::error::{Error, KillReason, QueueLimit, Toward};
 use crate::event::Event;
 use crate::limits::{Limits, Usage};
 use crate::message::Encoded;
+use crate::scheduler::Task;
 
 /// What a mini-program instance uses ([`crate::MiniProgram::stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +82,17 @@ pub(crate) struct State {
     pub(crate) stopped: bool,
     /// Worker messages the full `to_main` refused (back-pressure).
     pub(crate) refused_to_main: u64,
+    /// The JavaScript main thread's context while it waits (a run of
+    /// `app.js`): whoever makes it ready hands it to the pool.
+    pub(crate) main_parked: Parked,
+}
+
+/// A context parked in the state while it has nothing to do, and the
+/// wake-up its timers asked the timer thread for.
+#[derive(Default)]
+pub(crate) struct Parked {
+    pub(crate) task: Option<Arc<dyn Task>>,
+    pub(crate) timer_set: Option<Instant>,
 }
 
 /// The one live worker.
@@ -97,6 +110,8 @@ pub(crate) struct Slot {
     pub(crate) stop: Arc<AtomicBool>,
     /// What its store uses (set once the store exists).
     pub(crate) usage: Option<Arc<Usage>>,
+    /// Its context while it waits for a job.
+    pub(crate) parked: Parked,
 }
 
 impl Slot {
@@ -111,6 +126,7 @@ impl Slot {
             timer_due: None,
             stop,
             usage: None,
+            parked: Parked::default(),
         }
     }
 
@@ -213,14 +229,10 @@ impl State {
             .position(|q| !matches!(q.event, Event::Message(_)))
     }
 
-    /// The JavaScript main thread's next job, or how long it may sleep:
-    /// a deliverable worker event or a due timer, in the order they became
-    /// ready; or quiescence, or the stop.
-    pub(crate) fn next_main_job(
-        &mut self,
-        listening: bool,
-        timer_due: Option<Instant>,
-    ) -> Result<MainJob, Option<Duration>> {
+    /// The JavaScript main thread's next job: a deliverable worker event
+    /// or a due timer, in the order they became ready; or quiescence, or
+    /// the stop; `Err` when it has to wait.
+    pub(crate) fn next_main_job(&mut self, listening: bool, timer_due: Option<Instant>) -> Result<MainJob, ()> {
         if self.stopped {
             return Ok(MainJob::Stopped);
         }
@@ -240,6 +252,6 @@ impl State {
         if timer_due.is_none() && self.worker.as_ref().is_none_or(Slot::idle) {
             return Ok(MainJob::Quiescent);
         }
-        Err(timer_due.map(|due| due.saturating_duration_since(now)))
+        Err(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::Instance;
 use super::queues::{Slot, State};
-use super::signal::relock;
+use crate::signal::relock;
 use crate::error::Result;
 use crate::event::Event;
 

@@ -1,5 +1,6 @@
-//! The wake-up primitive of an instance's threads: a condition variable
-//! over the instance state that a waiter first spins on.
+//! The wake-up primitive of the library's waiting threads (a Rust main
+//! thread, free pool threads): a condition variable over some state that a
+//! waiter first spins on.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -24,10 +25,20 @@ pub(crate) struct Signal {
 }
 
 impl Signal {
+    /// Wakes every waiter.
     pub(crate) fn notify<T>(&self, _locked: &MutexGuard<'_, T>) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.cv.notify_all();
+        }
+    }
+
+    /// Wakes spinning waiters and at most one sleeping waiter (for waiters
+    /// that each take one item).
+    pub(crate) fn notify_one<T>(&self, _locked: &MutexGuard<'_, T>) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.cv.notify_one();
         }
     }
 

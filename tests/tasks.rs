@@ -1,0 +1,147 @@
+//! Contexts as tasks (docs/spec.md section 6): idle contexts hold no
+//! thread, long turns do not hold up the others, the thread cap holds, and
+//! a run can be started and awaited without a thread of its own.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use miniworker::{Event, ExitStatus, HostCaps, Limits, MiniProgram, Project, RunControl, RunOptions, Runtime};
+use serde_json::json;
+
+use crate::common::{PATIENCE, fixture, next_message};
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn open(runtime: &Runtime, name: &str) -> MiniProgram {
+    MiniProgram::new(runtime, Project::open(fixture(name)).unwrap()).unwrap()
+}
+
+/// The console lines of a run, in order.
+fn console_sink() -> (Arc<Mutex<Vec<String>>>, Arc<dyn miniworker::EventSink>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let theirs = lines.clone();
+    let sink = Arc::new(move |event: Event| {
+        if let Event::Console { args, .. } = event {
+            theirs.lock().unwrap().push(args.join(" "));
+        }
+    });
+    (lines, sink)
+}
+
+#[test]
+fn idle_contexts_hold_no_thread() {
+    let runtime = Runtime::new().unwrap();
+    // 200 Rust main threads with a worker each, and 40 runs of app.js
+    // with a worker each, all started and then idle.
+    let programs: Vec<_> = (0..200).map(|_| open(&runtime, "basic")).collect();
+    let workers: Vec<_> = programs
+        .iter()
+        .map(|p| p.create_worker("workers/echo.js").unwrap())
+        .collect();
+    for worker in &workers {
+        assert_eq!(next_message(worker), json!({ "kind": "ready" }));
+    }
+    let mut runs = Vec::new();
+    for _ in 0..40 {
+        let (lines, sink) = console_sink();
+        let control = RunControl::default();
+        let options = RunOptions {
+            control: control.clone(),
+            ..RunOptions::default()
+        };
+        let project = Project::open(fixture("waiting")).unwrap();
+        let running = MiniProgram::start(&runtime, project, &options, sink).unwrap();
+        runs.push((lines, control, running));
+    }
+    for (lines, _, running) in &runs {
+        let start = std::time::Instant::now();
+        while lines.lock().unwrap().is_empty() && start.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(*lines.lock().unwrap(), ["echo 1"]);
+        assert!(running.report().is_none(), "it waits on its timer");
+    }
+    // 480 contexts, none of them running: the pool threads end after 5 s
+    // without work, and none is left.
+    let start = std::time::Instant::now();
+    while runtime.threads() > 0 && start.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(runtime.threads(), 0);
+    for (i, worker) in workers.iter().enumerate() {
+        worker.post_json(&json!({ "i": i })).unwrap();
+        assert_eq!(next_message(worker)["i"], json!(i));
+    }
+    for (_, control, running) in &runs {
+        control.stop();
+        assert_eq!(running.wait().status, ExitStatus::Stopped);
+    }
+}
+
+#[test]
+fn long_turns_do_not_hold_up_other_contexts() {
+    let runtime = Runtime::new().unwrap();
+    // More workers spinning than there are CPUs: the pool grows for them.
+    let spinning: Vec<_> = (0..cpus() + 1).map(|_| open(&runtime, "basic")).collect();
+    let spinners: Vec<_> = spinning
+        .iter()
+        .map(|p| p.create_worker("workers/spin.js").unwrap())
+        .collect();
+    for spinner in &spinners {
+        assert_eq!(next_message(spinner), json!("spinning"));
+    }
+    let program = open(&runtime, "basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+    worker.post_json(&json!({ "n": 7 })).unwrap();
+    assert_eq!(next_message(&worker)["n"], json!(7));
+    assert!(runtime.threads() > cpus(), "{} pool threads", runtime.threads());
+    for (program, spinner) in spinning.iter().zip(&spinners) {
+        spinner.terminate();
+        assert!(program.wait_workers_ended(PATIENCE));
+    }
+}
+
+#[test]
+fn the_thread_cap_holds() {
+    let runtime = Runtime::with_caps(HostCaps::default().threads(1)).unwrap();
+    let limits = Limits::default().cpu_time(Duration::from_millis(300));
+    let spinning = MiniProgram::with_limits(&runtime, Project::open(fixture("basic")).unwrap(), limits).unwrap();
+    let spinner = spinning.create_worker("workers/spin.js").unwrap();
+    assert_eq!(next_message(&spinner), json!("spinning"));
+    // The one thread is the spinner's until its CPU-time limit kills it:
+    // the other worker starts only after that.
+    let program = open(&runtime, "basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+    let killed = spinner.recv_timeout(Duration::ZERO).unwrap();
+    assert!(
+        matches!(killed, Some(Event::Killed { reason: miniworker::KillReason::CpuTime, .. })),
+        "{killed:?}"
+    );
+    assert_eq!(runtime.threads(), 1);
+}
+
+#[test]
+fn a_run_can_be_awaited() {
+    let runtime = Runtime::new().unwrap();
+    let (lines, sink) = console_sink();
+    let project = Project::open(fixture("worker-timer")).unwrap();
+    let running = MiniProgram::start(&runtime, project, &RunOptions::default(), sink).unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let report = tokio.block_on(running.finished());
+    assert_eq!(report.status, ExitStatus::Normal);
+    assert!(!lines.lock().unwrap().is_empty());
+    assert_eq!(running.report().map(|r| r.status), Some(ExitStatus::Normal));
+    // A worker event right away, then the run's deadline on the timer thread.
+    let options = RunOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..RunOptions::default()
+    };
+    let (_, sink) = console_sink();
+    let project = Project::open(fixture("waiting")).unwrap();
+    let running = MiniProgram::start(&runtime, project, &options, sink).unwrap();
+    assert_eq!(running.wait().status, ExitStatus::TimedOut);
+}
