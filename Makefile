@@ -68,12 +68,14 @@ guest: setup
 # it names), so features unify the same way each time and Wasmtime is
 # compiled once for build and test alike.
 precompile:
-	@# The guest and the snapshot tool do not need each other: side by side.
+	@# The guest and the snapshot tool do not need each other: side by side
+	@# (the tool needs nothing of `setup`, so it compiles while the packages
+	@# install).
 	@$(MAKE) --no-print-directory -j2 guest precompile-tool
 	@echo "== snapshot and precompile the components"
 	./target/release/miniworker-precompile $(GUEST_OUT)/miniworker_worker.wasm $(GUEST_OUT)/miniworker_main.wasm
 
-precompile-tool: setup
+precompile-tool:
 	@echo "== snapshot tool (wasmtime, wizer)"
 	$(CARGO) build --release --workspace --bin miniworker-precompile
 

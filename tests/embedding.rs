@@ -83,7 +83,13 @@ fn host_caps_bound_live_instances_and_total_memory() {
     let runtime = Runtime::with_caps(HostCaps::default().instances(2)).unwrap();
     let first = open(&runtime).unwrap();
     let second = open(&runtime).unwrap();
-    assert!(matches!(open(&runtime), Err(Error::HostLimit { instances: 2 })));
+    assert!(matches!(
+        open(&runtime),
+        Err(Error::HostLimit {
+            what: miniworker::HostResource::Instances,
+            cap: 2
+        })
+    ));
     drop(first);
     let third = open(&runtime).unwrap();
     drop((second, third));

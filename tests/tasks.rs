@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use miniworker::{Event, ExitStatus, HostCaps, Limits, MiniProgram, Project, RunControl, RunOptions, Runtime};
+use miniworker::{
+    Event, ExitStatus, HostCaps, Limits, MiniProgram, Project, RunControl, RunOptions, Runtime,
+};
 use serde_json::json;
 
 use crate::common::{PATIENCE, fixture, next_message};
@@ -108,7 +110,8 @@ fn long_turns_do_not_hold_up_other_contexts() {
 fn the_thread_cap_holds() {
     let runtime = Runtime::with_caps(HostCaps::default().threads(1)).unwrap();
     let limits = Limits::default().cpu_time(Duration::from_millis(300));
-    let spinning = MiniProgram::with_limits(&runtime, Project::open(fixture("basic")).unwrap(), limits).unwrap();
+    let spinning =
+        MiniProgram::with_limits(&runtime, Project::open(fixture("basic")).unwrap(), limits).unwrap();
     let spinner = spinning.create_worker("workers/spin.js").unwrap();
     assert_eq!(next_message(&spinner), json!("spinning"));
     // The one thread is the spinner's until its CPU-time limit kills it:
@@ -118,7 +121,13 @@ fn the_thread_cap_holds() {
     assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
     let killed = spinner.recv_timeout(Duration::ZERO).unwrap();
     assert!(
-        matches!(killed, Some(Event::Killed { reason: miniworker::KillReason::CpuTime, .. })),
+        matches!(
+            killed,
+            Some(Event::Killed {
+                reason: miniworker::KillReason::CpuTime,
+                ..
+            })
+        ),
         "{killed:?}"
     );
     assert_eq!(runtime.threads(), 1);
@@ -144,4 +153,67 @@ fn a_run_can_be_awaited() {
     let project = Project::open(fixture("waiting")).unwrap();
     let running = MiniProgram::start(&runtime, project, &options, sink).unwrap();
     assert_eq!(running.wait().status, ExitStatus::TimedOut);
+}
+
+#[test]
+fn the_host_capacity_is_known_up_front_and_refuses_at_once() {
+    use miniworker::{Error, HostResource};
+    // Derived from this machine's limits when the runtime starts.
+    let stats = Runtime::new().unwrap().stats();
+    assert!(stats.context_capacity > 1000, "{stats:?}");
+    assert!(
+        ["vm.max_map_count", "address space", "memory"].contains(&stats.capacity_bound_by),
+        "{stats:?}"
+    );
+
+    let runtime = Runtime::with_caps(HostCaps::default().contexts(3)).unwrap();
+    let a = open(&runtime, "basic");
+    let b = open(&runtime, "basic");
+    let first = a.create_worker("workers/echo.js").unwrap();
+    let second = b.create_worker("workers/echo.js").unwrap();
+    // A run's main thread is a context too: the third.
+    let (lines, sink) = console_sink();
+    let control = RunControl::default();
+    let options = RunOptions {
+        control: control.clone(),
+        ..RunOptions::default()
+    };
+    let running = MiniProgram::start(
+        &runtime,
+        Project::open(fixture("waiting")).unwrap(),
+        &options,
+        sink,
+    )
+    .unwrap();
+    let stats = runtime.stats();
+    assert_eq!(
+        (stats.contexts, stats.context_capacity, stats.capacity_bound_by),
+        (3, 3, "HostCaps::contexts")
+    );
+    // Its createWorker finds the capacity taken: an exception in app.js,
+    // which has no handler here, so the run ends with an uncaught error.
+    assert_eq!(running.wait().status, ExitStatus::UncaughtError);
+    assert!(lines.lock().unwrap().is_empty());
+    let c = open(&runtime, "basic");
+    // The main thread's context was given back when its run ended: one free.
+    let third = c.create_worker("workers/echo.js").unwrap();
+    let refused = open(&runtime, "basic").create_worker("workers/echo.js");
+    assert!(
+        matches!(
+            refused,
+            Err(Error::HostLimit {
+                what: HostResource::Contexts,
+                cap: 3
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+    // A worker's context is given back once it ended.
+    first.terminate();
+    assert!(a.wait_workers_ended(PATIENCE));
+    let again = a.create_worker("workers/echo.js").unwrap();
+    for worker in [&second, &third, &again] {
+        assert_eq!(next_message(worker), json!({ "kind": "ready" }));
+    }
 }

@@ -8,6 +8,7 @@
 
 mod library;
 mod peers;
+mod scale;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,12 @@ fn run() -> Result<()> {
             }
             Some("big") => {
                 json!({ "metric": "big_rt_ms", "stats": library::big(&runtime, plan.big)?.to_json() })
+            }
+            // The idle instances in a fresh process: its threads, memory and
+            // mappings are the instances'.
+            Some("scale") => {
+                let target = if quick { 1_000 } else { 10_000 };
+                scale::idle(&runtime, target, 4 * target)?
             }
             Some("rss") => {
                 let (one, per) = library::rss(&runtime, plan.instances)?;
@@ -248,6 +255,25 @@ fn run() -> Result<()> {
         n.insert("compute_ms", json!(compute.get("node")));
         results["node"] = json!(n);
     }
+    eprintln!("scale:");
+    let idle_line = peers::run_lines(&me, &[&["--section", "scale"], quick_flag].concat(), false)?;
+    let idle: Value = serde_json::from_str(idle_line.last().ok_or("no scale output")?)?;
+    let (instances, round_trips) = if quick { (100, 20) } else { (1_000, 100) };
+    let active = scale::active(&runtime, instances, round_trips)?;
+    let timers = scale::timers(&runtime)?;
+    let at = &idle["at_target"];
+    results["scale"] = json!({
+        "idle_10k_rss_mib": at["rss_mib"],
+        "idle_10k_os_threads": at["os_threads"],
+        "idle_10k_mappings": at["mappings"],
+        "max_instances_one_process": idle["max_instances"],
+        "active_1k_throughput_ratio": active["ratio"],
+        "active_1k_rtt_p99_us": active["active_rtt_p99_us"],
+        "timers_pending_5k_ratio": timers["ratio"],
+    });
+    detail.insert("scale.idle".into(), idle);
+    detail.insert("scale.active".into(), active);
+    detail.insert("scale.timers".into(), timers);
     results["detail"] = json!(detail);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -378,5 +404,21 @@ fn print_table(r: &Value) {
             ratio(&get("miniworker"), &get("native_quickjs_ng")),
             ratio(&get("miniworker_epochs_off"), &get("native_quickjs_ng"))
         );
+    }
+    let s = &r["scale"];
+    if s.is_object() {
+        println!("\n| scale (issue 15) | miniworker | target |");
+        println!("| --- | ---: | --- |");
+        for (key, target) in [
+            ("idle_10k_rss_mib", "< 4096"),
+            ("idle_10k_os_threads", "<= 64"),
+            ("idle_10k_mappings", "< 30000"),
+            ("max_instances_one_process", "reported"),
+            ("active_1k_throughput_ratio", ">= 0.8"),
+            ("active_1k_rtt_p99_us", "reported"),
+            ("timers_pending_5k_ratio", "<= 2"),
+        ] {
+            println!("| {key} | {} | {target} |", cell(&s[key]));
+        }
     }
 }

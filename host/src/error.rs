@@ -161,11 +161,15 @@ pub enum Error {
         /// The limit it is at.
         limit: QueueLimit,
     },
-    /// A host-wide cap ([`crate::HostCaps`]) refused a new instance.
-    #[error("host limit: at most {instances} live mini-program instances")]
+    /// A host-wide cap ([`crate::HostCaps`]) or the host's capacity
+    /// ([`crate::HostStats::context_capacity`]) refused a new instance or
+    /// context, at once.
+    #[error("host limit: at most {cap} live {what}")]
     HostLimit {
-        /// The cap on live instances.
-        instances: usize,
+        /// What ran out.
+        what: HostResource,
+        /// The cap it is at.
+        cap: usize,
     },
     /// A message could not be encoded or decoded.
     #[error("bad message: {0}")]
@@ -180,3 +184,23 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a [`Error::HostLimit`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostResource {
+    /// Live mini-program instances ([`crate::HostCaps::instances`]).
+    Instances,
+    /// Live contexts: a run's main thread, each worker
+    /// ([`crate::HostCaps::contexts`], or the machine's capacity).
+    Contexts,
+}
+
+impl std::fmt::Display for HostResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostResource::Instances => "mini-program instances",
+            HostResource::Contexts => "contexts (the host's capacity)",
+        })
+    }
+}

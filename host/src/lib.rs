@@ -65,6 +65,7 @@
 
 mod api;
 mod bindings;
+mod capacity;
 mod conversions;
 mod epoch;
 mod error;
@@ -82,7 +83,8 @@ mod wasi;
 mod worker;
 
 pub use api::{MiniProgram, NextEvent, Quiescent, RunOptions, RunReport, Worker};
-pub use error::{Error, JsError, KillReason, MessageError, QueueLimit, Result, Toward};
+pub use capacity::MAPPINGS_PER_CONTEXT;
+pub use error::{Error, HostResource, JsError, KillReason, MessageError, QueueLimit, Result, Toward};
 pub use event::{ConsoleLevel, Dropped, Event, EventSink, Source};
 pub use instance::Stats;
 pub use limits::{DEFAULT_MEMORY, DEFAULT_POOL_THREADS, HostCaps, Limits};
@@ -90,5 +92,5 @@ pub use main_thread::{ExitStatus, Finished, RunControl, Running};
 pub use message::Encoded;
 pub use miniworker_codec::{DEFAULT_MAX_MESSAGE, Item, JsonError, Message, Node, ViewKind};
 pub use miniworker_project::{CodeRole, Project, ProjectError};
-pub use runtime::Runtime;
+pub use runtime::{HostStats, Runtime};
 pub use wasi::ALLOWED_WASI_IMPORTS;

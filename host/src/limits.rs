@@ -173,6 +173,7 @@ pub struct HostCaps {
     instances: Option<usize>,
     total_memory: Option<usize>,
     threads: Option<usize>,
+    contexts: Option<usize>,
 }
 
 /// Pool threads at most, unless [`HostCaps::threads`] says otherwise.
@@ -200,6 +201,19 @@ impl HostCaps {
     pub fn threads(mut self, count: usize) -> HostCaps {
         self.threads = Some(count.max(1));
         self
+    }
+
+    /// At most this many live contexts (a run's main thread, each worker)
+    /// instead of the capacity derived from the machine's limits (memory
+    /// mappings, address space, memory; [`crate::HostStats`] reports it).
+    /// Creating one more fails with [`crate::Error::HostLimit`].
+    pub fn contexts(mut self, count: usize) -> HostCaps {
+        self.contexts = Some(count);
+        self
+    }
+
+    pub(crate) fn context_cap(&self) -> Option<usize> {
+        self.contexts
     }
 
     pub(crate) fn thread_cap(&self) -> usize {
@@ -280,7 +294,7 @@ impl std::error::Error for CpuTimeLimit {}
 pub(crate) struct Usage {
     /// Its linear memory, in bytes.
     pub(crate) memory: std::sync::atomic::AtomicUsize,
-    /// Its thread's CPU time as of the end of its last turn, in nanoseconds.
+    /// The CPU time of all its turns so far, in nanoseconds.
     pub(crate) cpu_nanos: std::sync::atomic::AtomicU64,
 }
 

@@ -16,6 +16,7 @@ use crate::api::RunReport;
 use crate::bindings::TurnState;
 use crate::bindings::main::Main as Guest;
 use crate::bindings::main::exports::miniworker::sandbox::main_events::{AppHook, KillInfo, WorkerEvent};
+use crate::capacity::ContextSlot;
 use crate::error::Result;
 use crate::event::{Event, Source};
 use crate::host::{HostState, Role};
@@ -192,6 +193,7 @@ pub(crate) fn start(
     control: &RunControl,
     deadline: Option<Instant>,
 ) -> Result<Running> {
+    let slot = instance.take_context()?;
     let stop = Arc::new(AtomicBool::new(false));
     control.attach(instance, &stop);
     let deadline = deadline.map(|due| {
@@ -210,6 +212,7 @@ pub(crate) fn start(
         control: control.clone(),
         done: done.clone(),
         _deadline: deadline,
+        slot: Mutex::new(Some(slot)),
         context: Mutex::new(Context::Starting(source)),
     });
     if let Err(e) = instance.schedule(task) {
@@ -229,6 +232,8 @@ struct MainTask {
     control: RunControl,
     done: Arc<Done>,
     _deadline: Option<Arc<Deadline>>,
+    /// Its share of the host's capacity, given back before the report.
+    slot: Mutex<Option<ContextSlot>>,
     context: Mutex<Context>,
 }
 
@@ -320,7 +325,9 @@ impl MainTask {
                             .call_deliver_worker_event(s, id, &event)
                     })?
                 }
-                MainJob::Timer => turn(runtime, store, |s| guest.miniworker_sandbox_turns().call_run_timer(s))?,
+                MainJob::Timer => turn(runtime, store, |s| {
+                    guest.miniworker_sandbox_turns().call_run_timer(s)
+                })?,
                 MainJob::Quiescent | MainJob::Stopped => return Ok(Ran::Done),
             };
             main.update(&state);
@@ -364,7 +371,9 @@ impl MainTask {
         let (instance, control) = (&self.instance, &self.control);
         control.detach();
         let status = match result {
-            Ok(()) | Err(_) if instance.stopped() || self.stop.load(Ordering::Acquire) => control.stopped_status(),
+            Ok(()) | Err(_) if instance.stopped() || self.stop.load(Ordering::Acquire) => {
+                control.stopped_status()
+            }
             Ok(()) if instance.main_errors() > 0 => ExitStatus::UncaughtError,
             Ok(()) => ExitStatus::Normal,
             Err(e) => {
@@ -378,6 +387,7 @@ impl MainTask {
             }
         };
         instance.shut_down();
+        relock(&self.slot).take();
         tracing::debug!(instance = instance.id, ?status, "run ended");
         self.done.finish(RunReport {
             status,

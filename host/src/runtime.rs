@@ -8,10 +8,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{main::MainPre, worker::WorkerPre};
+use crate::capacity::Capacity;
 use crate::epoch::Ticker;
 use crate::error::{Error, Result};
 use crate::host::{HostState, Role};
-use crate::instance::{Instance, Outlet};
+use crate::instance::{HostShared, Instance, Outlet};
 use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, Limits, TurnBudget, thread_cpu_time};
 use crate::scheduler::Scheduler;
 use miniworker_project::Project;
@@ -27,6 +28,28 @@ const MAIN_CWASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/miniworker_m
 /// plus room for the host frames below it.
 const GUEST_THREAD_STACK: usize = miniworker_engine::MAX_WASM_STACK + (4 << 20);
 
+/// What a host holds ([`Runtime::stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostStats {
+    /// Live mini-program instances.
+    pub instances: usize,
+    /// [`HostCaps::instances`], if set.
+    pub instance_cap: Option<usize>,
+    /// Live contexts: runs' main threads and workers.
+    pub contexts: usize,
+    /// The most contexts this host takes: [`HostCaps::contexts`], or what
+    /// the machine's limits allow (memory mappings, address space, memory),
+    /// known when the runtime starts. Past it, creation fails with
+    /// [`crate::Error::HostLimit`].
+    pub context_capacity: usize,
+    /// Which limit sets `context_capacity`: `"vm.max_map_count"`,
+    /// `"address space"`, `"memory"` or `"HostCaps::contexts"`.
+    pub capacity_bound_by: &'static str,
+    /// Pool threads now ([`Runtime::threads`]).
+    pub threads: usize,
+}
+
 /// The engine and the compiled guest components, shared by every mini-program
 /// of a host. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
@@ -38,6 +61,7 @@ pub(crate) struct RuntimeInner {
     engine: Engine,
     caps: HostCaps,
     usage: Arc<HostUsage>,
+    capacity: Arc<Capacity>,
     ticker: Arc<Ticker>,
     scheduler: Scheduler,
     pub(crate) worker_pre: WorkerPre<HostState>,
@@ -97,6 +121,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                capacity: Arc::new(Capacity::new(caps.context_cap())),
                 caps,
                 usage: Arc::default(),
                 ticker,
@@ -125,6 +150,19 @@ impl Runtime {
         self.inner.scheduler.threads()
     }
 
+    /// What the whole host holds now, against its capacity.
+    pub fn stats(&self) -> HostStats {
+        let inner = &self.inner;
+        HostStats {
+            instances: inner.usage.instances.load(Ordering::SeqCst),
+            instance_cap: inner.caps.instance_cap(),
+            contexts: inner.capacity.live(),
+            context_capacity: inner.capacity.contexts(),
+            capacity_bound_by: inner.capacity.bound_by(),
+            threads: inner.scheduler.threads(),
+        }
+    }
+
     /// The interfaces each guest component imports, as `(role, names)` with
     /// role `worker` or `main`: what the sandbox boundary has to answer for.
     pub fn guest_imports(&self) -> Vec<(&'static str, Vec<String>)> {
@@ -146,15 +184,14 @@ impl Runtime {
 impl RuntimeInner {
     /// A new instance of `project` on this runtime.
     pub(crate) fn instance(&self, project: Project, limits: Limits, outlet: Outlet) -> Result<Arc<Instance>> {
-        Instance::new(
-            self.engine.clone(),
-            self.scheduler.clone(),
-            self.usage.clone(),
-            self.caps.instance_cap(),
-            project,
-            limits,
-            outlet,
-        )
+        let host = HostShared {
+            engine: self.engine.clone(),
+            scheduler: self.scheduler.clone(),
+            capacity: self.capacity.clone(),
+            usage: self.usage.clone(),
+            instance_cap: self.caps.instance_cap(),
+        };
+        Instance::new(host, project, limits, outlet)
     }
 
     /// A store for one context of `instance`. Its epoch deadline callback,
@@ -205,7 +242,12 @@ impl RuntimeInner {
         };
         store.data_mut().end_turn();
         let cpu = thread_cpu_time().saturating_sub(start).as_nanos() as u64;
-        store.data().memory.usage.cpu_nanos.fetch_add(cpu, Ordering::Relaxed);
+        store
+            .data()
+            .memory
+            .usage
+            .cpu_nanos
+            .fetch_add(cpu, Ordering::Relaxed);
         result
     }
 

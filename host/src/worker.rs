@@ -11,6 +11,7 @@ use wasmtime::Store;
 
 use crate::bindings::TurnState;
 use crate::bindings::worker::Worker as Guest;
+use crate::capacity::ContextSlot;
 use crate::error::Result;
 use crate::host::{HostState, Role};
 use crate::instance::{Instance, WorkerJob, WorkerStart};
@@ -38,7 +39,9 @@ pub(crate) fn spawn(runtime: Arc<RuntimeInner>, instance: Arc<Instance>, start: 
         stop: start.stop.clone(),
         context: Mutex::new(Context::Starting(start)),
     });
-    instance.schedule(task).inspect_err(|_| instance.worker_ended(id, false))
+    instance
+        .schedule(task)
+        .inspect_err(|_| instance.worker_ended(id, false))
 }
 
 /// One worker's context.
@@ -52,7 +55,11 @@ struct WorkerTask {
 
 enum Context {
     Starting(WorkerStart),
-    Running { store: Store<HostState>, guest: Guest },
+    Running {
+        store: Store<HostState>,
+        guest: Guest,
+        _slot: ContextSlot,
+    },
     Ended,
 }
 
@@ -67,7 +74,11 @@ impl Task for WorkerTask {
                 let id = self.id;
                 let instance = self.instance.clone();
                 if let Err(e) = instance.schedule(self) {
-                    instance.worker_killed(id, crate::KillReason::Crash, format!("no thread can run it: {e}"));
+                    instance.worker_killed(
+                        id,
+                        crate::KillReason::Crash,
+                        format!("no thread can run it: {e}"),
+                    );
                 }
             }
             Ok(Ran::Done) | Err(_) => {
@@ -102,20 +113,24 @@ impl WorkerTask {
             let Context::Starting(start) = std::mem::replace(context, Context::Ended) else {
                 unreachable!("checked above");
             };
-            let (store, guest, state) = self.start(start)?;
-            *context = Context::Running { store, guest };
+            let (store, guest, state, _slot) = self.start(start)?;
+            *context = Context::Running { store, guest, _slot };
             instance.worker_turn_done(id, timer_due(&state), state.listening);
         }
-        let Context::Running { store, guest } = context else {
+        let Context::Running { store, guest, .. } = context else {
             return Ok(Ran::Done);
         };
         let me: Arc<dyn Task> = self.clone();
         for _ in 0..JOBS_PER_RUN {
             let state = match instance.next_worker_job(id, &me) {
                 WorkerJob::Messages(batch) => runtime.turn(store, |s| {
-                    guest.miniworker_sandbox_worker_events().call_deliver_messages(s, &batch)
+                    guest
+                        .miniworker_sandbox_worker_events()
+                        .call_deliver_messages(s, &batch)
                 })?,
-                WorkerJob::Timer => runtime.turn(store, |s| guest.miniworker_sandbox_turns().call_run_timer(s))?,
+                WorkerJob::Timer => {
+                    runtime.turn(store, |s| guest.miniworker_sandbox_turns().call_run_timer(s))?
+                }
                 WorkerJob::Parked => return Ok(Ran::Parked),
                 WorkerJob::Stop => return Ok(Ran::Done),
             };
@@ -125,13 +140,17 @@ impl WorkerTask {
     }
 
     /// Makes the store and runs the entry file.
-    fn start(&self, start: WorkerStart) -> wasmtime::Result<(Store<HostState>, Guest, TurnState)> {
+    fn start(
+        &self,
+        start: WorkerStart,
+    ) -> wasmtime::Result<(Store<HostState>, Guest, TurnState, ContextSlot)> {
         let WorkerStart {
             id,
             path,
             source,
             stop,
             limits,
+            slot,
         } = start;
         let (runtime, instance) = (&self.runtime, &self.instance);
         let mut store = runtime.new_store(instance.clone(), Role::Worker(id), stop, limits);
@@ -147,6 +166,6 @@ impl WorkerTask {
                     .call_start(s, &filename, &source, limits)
             })?
             .map_err(wasmtime::Error::msg)?;
-        Ok((store, guest, state))
+        Ok((store, guest, state, slot))
     }
 }

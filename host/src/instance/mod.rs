@@ -1,13 +1,14 @@
 //! One mini-program instance's shared state and what its contexts do with
-//! it: the worker slot, the queues both ways, parking a context that has
-//! nothing to do and handing it back to the pool (`scheduler.rs`) when it
-//! has, waking a Rust main thread, and handing events to the embedder. It
+//! it: the worker slot, the queues both ways, waking the main thread (a
+//! parked `app.js` context, `tasks.rs`, or a Rust main thread), and
+//! handing events to the embedder. It
 //! runs no guest itself: the worker lifecycle (`worker.rs`) and the
 //! JavaScript main thread (`main_thread.rs`) drive stores and call in here;
 //! the lock is never held while a guest runs.
 
 mod queues;
 mod receiver;
+mod tasks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,13 +20,14 @@ use wasmtime::Engine;
 
 pub(crate) use queues::MainJob;
 pub use queues::Stats;
-use queues::{Ended, Parked, Slot, State, queue_full};
+use queues::{Ended, Slot, State, queue_full};
 
-use crate::error::{Error, JsError, KillReason, Result, Toward};
+use crate::capacity::{Capacity, ContextSlot};
+use crate::error::{Error, HostResource, JsError, KillReason, Result, Toward};
 use crate::event::{Dropped, Event, EventSink, Source};
 use crate::limits::{HostUsage, Limits, Usage};
 use crate::message::Encoded;
-use crate::scheduler::{Scheduler, Task};
+use crate::scheduler::Scheduler;
 use crate::signal::{Signal, relock};
 
 /// Where an instance's events go.
@@ -45,6 +47,8 @@ pub(crate) struct WorkerStart {
     pub(crate) source: String,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) limits: Limits,
+    /// Its share of the host's capacity, held while its store lives.
+    pub(crate) slot: ContextSlot,
 }
 
 /// The next job of a worker's context.
@@ -61,18 +65,27 @@ pub(crate) enum WorkerJob {
 /// its own inside it).
 const BATCH: usize = 64;
 
+/// What every instance shares with its runtime.
+#[derive(Clone)]
+pub(crate) struct HostShared {
+    /// To interrupt a guest: bumping the epoch makes each store check its
+    /// `stop` flag.
+    pub(crate) engine: Engine,
+    /// Runs the contexts' turns (a run's main thread and the worker).
+    pub(crate) scheduler: Scheduler,
+    /// The host's capacity in contexts.
+    pub(crate) capacity: Arc<Capacity>,
+    pub(crate) usage: Arc<HostUsage>,
+    pub(crate) instance_cap: Option<usize>,
+}
+
 pub(crate) struct Instance {
     pub(crate) project: Project,
     /// This instance's number in the process, for the log.
     pub(crate) id: u64,
     /// The limits of the main thread, and the default of each worker.
     pub(crate) limits: Limits,
-    /// To interrupt a guest: bumping the epoch makes each store check its
-    /// `stop` flag.
-    engine: Engine,
-    /// Runs the contexts' turns (a run's main thread and the worker).
-    scheduler: Scheduler,
-    host_usage: Arc<HostUsage>,
+    host: HostShared,
     outlet: Outlet,
     state: Mutex<State>,
     /// Wakes a Rust main thread: a worker event, a worker going idle.
@@ -90,18 +103,18 @@ pub(crate) struct Instance {
 impl Instance {
     /// A new instance, counted against the host's instance cap.
     pub(crate) fn new(
-        engine: Engine,
-        scheduler: Scheduler,
-        host_usage: Arc<HostUsage>,
-        instance_cap: Option<usize>,
+        host: HostShared,
         project: Project,
         limits: Limits,
         outlet: Outlet,
     ) -> Result<Arc<Instance>> {
-        let live = host_usage.instances.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some(cap) = instance_cap.filter(|cap| live > *cap) {
-            host_usage.instances.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::HostLimit { instances: cap });
+        let live = host.usage.instances.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(cap) = host.instance_cap.filter(|cap| live > *cap) {
+            host.usage.instances.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::HostLimit {
+                what: HostResource::Instances,
+                cap,
+            });
         }
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -114,9 +127,7 @@ impl Instance {
             project,
             id,
             limits,
-            engine,
-            scheduler,
-            host_usage,
+            host,
             outlet,
             state: Mutex::new(State {
                 next_id: 1,
@@ -149,49 +160,9 @@ impl Instance {
         }
     }
 
-    /// Parks the context `me` (it has nothing to do), asking the timer
-    /// thread to wake it at `due`.
-    fn park(&self, parked: &mut Parked, me: &Arc<dyn Task>, due: Option<Instant>) {
-        parked.task = Some(me.clone());
-        if let Some(due) = due.filter(|due| parked.timer_set != Some(*due)) {
-            parked.timer_set = Some(due);
-            self.scheduler.wake_at(due, Arc::downgrade(me));
-        }
-    }
-
-    /// Hands a parked context to the pool; nothing when it is not parked
-    /// (it runs, or is queued, and sees the state before it parks again).
-    fn unpark(&self, parked: &mut Parked) {
-        if let Some(task) = parked.task.take()
-            && let Err(e) = self.scheduler.schedule(task)
-        {
-            tracing::error!(instance = self.id, "no thread can run a context: {e}");
-        }
-    }
-
-    /// Queues `task` to run on the pool.
-    pub(crate) fn schedule(&self, task: Arc<dyn Task>) -> Result<()> {
-        self.scheduler.schedule(task).map_err(Error::Io)
-    }
-
-    /// The timer thread woke worker `id`.
-    pub(crate) fn worker_timer_fired(&self, id: u32) {
-        if let Some(slot) = self.lock().slot(id) {
-            slot.parked.timer_set = None;
-            self.unpark(&mut slot.parked);
-        }
-    }
-
-    /// The timer thread woke the JavaScript main thread.
-    pub(crate) fn main_timer_fired(&self) {
-        let mut st = self.lock();
-        st.main_parked.timer_set = None;
-        self.unpark(&mut st.main_parked);
-    }
-
     /// Makes every store whose `stop` flag is set stop at its next check.
     pub(crate) fn interrupt(&self) {
-        self.engine.increment_epoch();
+        self.host.engine.increment_epoch();
     }
 
     /// Hands `event` to the embedder: the sink of a run, or (a Rust main
@@ -241,6 +212,7 @@ impl Instance {
         if st.worker.is_some() {
             return Err(Error::WorkerLimit);
         }
+        let slot = self.host.capacity.take()?;
         let id = st.next_id;
         st.next_id += 1;
         st.worker = Some(Slot::new(id, limits.clone(), stop.clone()));
@@ -251,7 +223,13 @@ impl Instance {
             source,
             stop,
             limits,
+            slot,
         })
+    }
+
+    /// Takes a context of the host's capacity (for a run's main thread).
+    pub(crate) fn take_context(&self) -> Result<ContextSlot> {
+        self.host.capacity.take()
     }
 
     /// A worker's context ended, its store dropped (or it never started).
@@ -472,69 +450,7 @@ impl Instance {
         }
     }
 
-    /// Worker `id`'s next job: its due timer, or the messages that became
-    /// ready before it (when it has a listener), at most [`BATCH`]; or,
-    /// with nothing to do, its context `me` parks.
-    pub(crate) fn next_worker_job(&self, id: u32, me: &Arc<dyn Task>) -> WorkerJob {
-        let mut st = self.lock();
-        {
-            let Some(slot) = st.slot(id) else {
-                return WorkerJob::Stop;
-            };
-            let now = Instant::now();
-            let timer_ready = slot.timer_due.filter(|due| *due <= now);
-            let message_first = slot
-                .inbox
-                .front()
-                .filter(|_| slot.listening)
-                .is_some_and(|(at, _)| timer_ready.is_none_or(|due| *at < due));
-            if message_first {
-                slot.busy = true;
-                let mut batch = Vec::new();
-                while let Some((at, message)) = slot.inbox.front() {
-                    if batch.len() == BATCH || timer_ready.is_some_and(|due| *at >= due) {
-                        break;
-                    }
-                    let len = message.bytes().len();
-                    let Some((_, message)) = slot.inbox.pop_front() else {
-                        break;
-                    };
-                    slot.inbox_bytes = slot.inbox_bytes.saturating_sub(len);
-                    batch.push(message.bytes().to_vec());
-                }
-                return WorkerJob::Messages(batch);
-            }
-            if timer_ready.is_some() {
-                slot.busy = true;
-                slot.timer_due = None;
-                return WorkerJob::Timer;
-            }
-            let due = slot.timer_due;
-            self.park(&mut slot.parked, me, due);
-            WorkerJob::Parked
-        }
-    }
-
     // ---- the main thread's side ---------------------------------------------------
-
-    /// The JavaScript main thread's next job; `None` when it has nothing
-    /// to do now and its context `me` parked.
-    pub(crate) fn next_main_job(
-        &self,
-        listening: bool,
-        timer_due: Option<Instant>,
-        me: &Arc<dyn Task>,
-    ) -> Option<MainJob> {
-        let mut st = self.lock();
-        match st.next_main_job(listening, timer_due) {
-            Ok(job) => Some(job),
-            Err(()) => {
-                let st = &mut *st;
-                self.park(&mut st.main_parked, me, timer_due);
-                None
-            }
-        }
-    }
 
     /// Stops a run from outside (its deadline, a signal): the main thread
     /// sees it at its next wait.
@@ -613,7 +529,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.host_usage.instances.fetch_sub(1, Ordering::SeqCst);
+        self.host.usage.instances.fetch_sub(1, Ordering::SeqCst);
         tracing::debug!(instance = self.id, "instance ended");
     }
 }

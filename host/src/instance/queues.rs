@@ -232,7 +232,11 @@ impl State {
     /// The JavaScript main thread's next job: a deliverable worker event
     /// or a due timer, in the order they became ready; or quiescence, or
     /// the stop; `Err` when it has to wait.
-    pub(crate) fn next_main_job(&mut self, listening: bool, timer_due: Option<Instant>) -> Result<MainJob, ()> {
+    pub(crate) fn next_main_job(
+        &mut self,
+        listening: bool,
+        timer_due: Option<Instant>,
+    ) -> Result<MainJob, ()> {
         if self.stopped {
             return Ok(MainJob::Stopped);
         }

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::Instance;
 use super::queues::{Slot, State};
-use crate::signal::relock;
 use crate::error::Result;
 use crate::event::Event;
+use crate::signal::relock;
 
 impl Instance {
     /// The next event of worker `id` for a Rust main thread, waiting until

@@ -1,0 +1,3 @@
+worker.onMessage(function (msg) {
+  worker.postMessage(msg)
+})
