@@ -22,6 +22,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     pub admin: String,
     /// Sessions this host holds at once; an open past it is refused (1013).
+    /// Lowered to what the machine holds if that is fewer.
     #[arg(long, value_name = "COUNT", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub capacity: u32,

@@ -89,8 +89,21 @@ fn setup(args: &ServeArgs) -> Result<(Arc<Host>, Duration), String> {
         args.max_project_files,
     )
     .map_err(|e| format!("the project cache: {e}"))?;
-    let capacity = args.capacity as usize;
-    let runtime = Runtime::with_caps(HostCaps::default().instances(capacity)).map_err(|e| e.to_string())?;
+    let asked = args.capacity as usize;
+    let runtime = Runtime::with_caps(HostCaps::default().instances(asked)).map_err(|e| e.to_string())?;
+    // A run session takes two contexts: the capacity never promises more
+    // sessions than the machine holds (`/readyz`, `/metrics` and admission
+    // all use it).
+    let machine = runtime.stats();
+    let capacity = asked.min(machine.context_capacity / 2);
+    if capacity < asked {
+        tracing::warn!(
+            asked,
+            capacity,
+            bound_by = machine.capacity_bound_by,
+            "--capacity lowered to what this machine holds"
+        );
+    }
     let settings = Settings {
         capacity,
         tenant_sessions: args.tenant_sessions.map(|n| n as usize),
