@@ -71,14 +71,11 @@ impl Task for WorkerTask {
             Ok(Ran::Parked) => {}
             Ok(Ran::Yielded) => {
                 drop(context);
-                let id = self.id;
-                let instance = self.instance.clone();
-                if let Err(e) = instance.schedule(self) {
-                    instance.worker_killed(
-                        id,
-                        crate::KillReason::Crash,
-                        format!("no thread can run it: {e}"),
-                    );
+                if let Err(e) = self.instance.schedule(self.clone()) {
+                    *relock(&self.context) = Context::Ended;
+                    let message = format!("no thread can run it: {e}");
+                    self.instance.worker_killed(self.id, crate::KillReason::Crash, message);
+                    self.instance.worker_ended(self.id, true);
                 }
             }
             Ok(Ran::Done) | Err(_) => {
