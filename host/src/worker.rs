@@ -74,7 +74,8 @@ impl Task for WorkerTask {
                 if let Err(e) = self.instance.schedule(self.clone()) {
                     *relock(&self.context) = Context::Ended;
                     let message = format!("no thread can run it: {e}");
-                    self.instance.worker_killed(self.id, crate::KillReason::Crash, message);
+                    self.instance
+                        .worker_killed(self.id, crate::KillReason::Crash, message);
                     self.instance.worker_ended(self.id, true);
                 }
             }
