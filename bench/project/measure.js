@@ -105,13 +105,37 @@ async function big(host, w, cfg) {
   return stats(times)
 }
 
+// (f) round trip of 10 MB of typed arrays: five ArrayBuffers of 2 MB, each
+// seen through a Uint8Array, copied both ways (no transfer) (milliseconds).
+async function typed(host, w, cfg) {
+  const buffers = []
+  for (let b = 0; b < 5; b++) {
+    const view = new Uint8Array(2 << 20)
+    for (let i = 0; i < view.length; i += 4096) view[i] = (i >> 12) + b
+    buffers.push(view)
+  }
+  const msg = { kind: 'typed', id: 1, buffers }
+  const times = []
+  for (let i = 0; i < cfg.bigWarm + cfg.bigN; i++) {
+    const t0 = host.now()
+    const reply = await roundTrip(w, msg)
+    const dt = host.now() - t0
+    const last = reply.buffers && reply.buffers[4]
+    if (reply.echo !== true || !(last instanceof Uint8Array) || last.length !== 2 << 20 || last[4096] !== 5) {
+      throw new Error('bad echo')
+    }
+    if (i >= cfg.bigWarm) times.push(dt)
+  }
+  return stats(times)
+}
+
 function config(quick) {
   return quick
     ? { startWarm: 2, startN: 10, rttWarm: 200, rttN: 2000, tputN: 20000, tputReps: 1, bigWarm: 1, bigN: 5 }
     : { startWarm: 3, startN: 50, rttWarm: 2000, rttN: 20000, tputN: 200000, tputReps: 3, bigWarm: 3, bigN: 30 }
 }
 
-// Runs (a)-(d), reporting each result through `emit`.
+// Runs (a)-(d) and (f), reporting each result through `emit`.
 async function run(host, quick, emit) {
   const cfg = config(quick)
   emit('start_ms', await start(host, cfg))
@@ -120,6 +144,7 @@ async function run(host, quick, emit) {
   emit('rtt_us', await rtt(host, w, cfg))
   emit('throughput_rt_per_s', await tput(host, w, cfg))
   emit('big_rt_ms', await big(host, w, cfg))
+  emit('typed_rt_ms', await typed(host, w, cfg))
   await w.terminate()
 }
 

@@ -248,6 +248,7 @@ fn run() -> Result<()> {
             json!(find(&unpinned, "throughput_rt_per_s")?.median),
         );
         n.insert("big_rt_ms", json!(find(&unpinned, "big_rt_ms")?.median));
+        n.insert("typed_rt_ms", json!(find(&unpinned, "typed_rt_ms")?.median));
         n.insert(
             "idle_worker_rss_kib",
             json!(find(&rss, "idle_worker_rss_kib")?.median),
@@ -403,6 +404,25 @@ fn print_table(r: &Value) {
             cell(&get("node")),
             ratio(&get("miniworker"), &get("native_quickjs_ng")),
             ratio(&get("miniworker_epochs_off"), &get("native_quickjs_ng"))
+        );
+    }
+    let a = &r["miniworker_app_js"];
+    println!(
+        "\n| from app.js (the JavaScript main thread) | miniworker | node | miniworker / node | target |"
+    );
+    println!("| --- | ---: | ---: | ---: | --- |");
+    for (key, target) in [
+        ("start_ms", "<= 0.2 ms"),
+        ("rtt_us", "<= 0.5x"),
+        ("throughput_rt_per_s", ">= 0.5x"),
+        ("big_rt_ms", "<= 1.0x"),
+        ("typed_rt_ms", "<= 1.0x"),
+    ] {
+        println!(
+            "| {key} | {} | {} | {} | {target} |",
+            cell(&a[key]),
+            cell(&n[key]),
+            ratio(&a[key], &n[key])
         );
     }
     let s = &r["scale"];

@@ -200,7 +200,11 @@ impl Shared {
             if let Some(task) = pool.queue.pop_front() {
                 pool.busy.insert(number, Instant::now());
                 drop(pool);
-                task.run();
+                // A panic is a host bug; the thread and its count survive it.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()));
+                if run.is_err() {
+                    tracing::error!("a context's run panicked (a host bug)");
+                }
                 pool = relock(&self.pool);
                 pool.busy.remove(&number);
                 idle_since = Instant::now();
