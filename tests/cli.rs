@@ -210,7 +210,7 @@ fn a_main_thread_over_its_cpu_time_exits_3() {
 fn turns_run_in_the_same_order_in_both_contexts() {
     let out = run_fixture("turns");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let order = r#"["async-start","sync-end","micro1","micro2","async-resumed","t0-a","t0-b xy","t5","t5-micro","t5-micro2","t5-b","t10 clears t15","t20","iv1","iv2","iv3"]"#;
+    let order = r#"["async-start","sync-end","micro1","micro2","async-resumed","t0-a","t0-b xy","t5","t5-micro","t5-micro2","t5-b","t10 clears t15","t20","iv1","iv2","iv3","crowd in order"]"#;
     assert_eq!(
         stdout(&out),
         format!("[main] {order}\n[main] worker: same order\n")

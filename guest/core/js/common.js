@@ -235,12 +235,17 @@
   // Timers are due at a time of the context's monotonic clock (native.now(),
   // milliseconds). The host asks for the delay to the earliest one after each
   // turn and calls runTimer() when it is due, so a sleeping context runs nothing.
-  // `timers` holds the live ones by id; `heap` is a binary min-heap of
-  // [due, order, id] entries, so finding the earliest costs O(log n). An entry
-  // whose timer was cleared or rescheduled is stale (its order no longer
-  // matches) and is dropped when it reaches the top.
+  // `timers` holds the live ones by id. Their [due, order, id] entries are in
+  // one of two structures: `queue`, a list in (due, order) order that takes
+  // a timer due no earlier than its last entry in O(1) (chains of
+  // setTimeout(f, 0), equal delays), or else `heap`, a binary min-heap
+  // (O(log n)); the earliest timer is the first of their two heads. An
+  // entry whose timer was cleared or rescheduled is stale (its order no
+  // longer matches) and is dropped when it reaches a head.
   const timers = new Map();
   const heap = [];
+  const queue = [];
+  let queueHead = 0;
   let nextId = 1;
   let order = 0;
   let maxTimers = 10000;
@@ -282,12 +287,41 @@
     return top;
   }
 
+  function place(entry) {
+    if (queueHead === queue.length || !before(entry, queue[queue.length - 1])) queue.push(entry);
+    else heapPush(entry);
+  }
+
   function schedule(id, timer) {
-    heapPush([timer.due, timer.order, id]);
+    place([timer.due, timer.order, id]);
     // Stale entries never outnumber live timers by much: rebuild past that.
-    if (heap.length > 2 * timers.size + 64) {
+    if (heap.length + queue.length - queueHead > 2 * timers.size + 64) {
       heap.length = 0;
-      for (const [liveId, t] of timers) heapPush([t.due, t.order, liveId]);
+      queue.length = 0;
+      queueHead = 0;
+      const live = [];
+      for (const [liveId, t] of timers) live.push([t.due, t.order, liveId]);
+      live.sort((a, b) => (before(a, b) ? -1 : 1));
+      for (const entry of live) place(entry);
+    }
+  }
+
+  // The timer of `entry`, unless the entry is stale.
+  function liveTimer(entry) {
+    const timer = timers.get(entry[2]);
+    return timer !== undefined && timer.order === entry[1] ? timer : undefined;
+  }
+
+  // Removes the earliest entry (`fromQueue`: the queue's head, else the heap's).
+  function takeEarliest(fromQueue) {
+    if (!fromQueue) return heapPop();
+    queueHead++;
+    if (queueHead === queue.length) {
+      queue.length = 0;
+      queueHead = 0;
+    } else if (queueHead > 1024 && 2 * queueHead > queue.length) {
+      queue.splice(0, queueHead);
+      queueHead = 0;
     }
   }
 
@@ -313,13 +347,14 @@
   }
 
   function earliest() {
-    while (heap.length > 0) {
-      const [, entryOrder, id] = heap[0];
-      const timer = timers.get(id);
-      if (timer !== undefined && timer.order === entryOrder) return { id, timer };
-      heapPop();
-    }
-    return null;
+    while (heap.length > 0 && liveTimer(heap[0]) === undefined) heapPop();
+    while (queueHead < queue.length && liveTimer(queue[queueHead]) === undefined) takeEarliest(true);
+    const h = heap.length > 0 ? heap[0] : null;
+    const q = queueHead < queue.length ? queue[queueHead] : null;
+    const fromQueue = q !== null && (h === null || before(q, h));
+    const entry = fromQueue ? q : h;
+    if (entry === null) return null;
+    return { id: entry[2], timer: timers.get(entry[2]), fromQueue };
   }
 
   const define = (name, fn) =>
@@ -364,8 +399,8 @@
     runTimer() {
       const next = earliest();
       if (next === null || next.timer.due > native.now()) return;
-      const { id, timer } = next;
-      heapPop();
+      const { id, timer, fromQueue } = next;
+      takeEarliest(fromQueue);
       if (timer.delay >= 0) {
         timer.due = Math.max(timer.due + timer.delay, native.now());
         timer.order = order++;
