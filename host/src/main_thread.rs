@@ -325,6 +325,11 @@ impl MainTask {
                             .call_deliver_worker_event(s, id, &event)
                     })?
                 }
+                MainJob::Messages(id, batch) => turn(runtime, store, |s| {
+                    guest
+                        .miniworker_sandbox_main_events()
+                        .call_deliver_worker_messages(s, id, &batch)
+                })?,
                 MainJob::Timer => turn(runtime, store, |s| {
                     guest.miniworker_sandbox_turns().call_run_timer(s)
                 })?,

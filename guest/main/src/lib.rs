@@ -94,6 +94,19 @@ impl main_events::Guest for Component {
         })
     }
 
+    fn deliver_worker_messages(id: u32, batch: Vec<Vec<u8>>) -> miniworker::sandbox::types::TurnState {
+        with_context(|cx| {
+            cx.turns(
+                &batch,
+                miniworker::sandbox::context::begin_turn,
+                |ctx, _, role, data| {
+                    let deliver: Function = role.get("deliverMessage")?;
+                    deliver.call((id, codec::decode(ctx, data)?))
+                },
+            )
+        })
+    }
+
     fn call_app_hook(hook: main_events::AppHook) -> miniworker::sandbox::types::TurnState {
         let name = match hook {
             main_events::AppHook::OnLaunch => "onLaunch",

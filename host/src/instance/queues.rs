@@ -148,9 +148,15 @@ pub(crate) fn queue_full(limits: &Limits, count: usize, bytes: usize, adding: us
     }
 }
 
+/// Messages delivered to the JavaScript main thread in one call, at most.
+const MAIN_BATCH: usize = 64;
+
 /// What the JavaScript main thread does next.
 pub(crate) enum MainJob {
     Event(u32, Event),
+    /// Messages of one worker that are ready together, in order, at most
+    /// [`MAIN_BATCH`] (each its own turn).
+    Messages(u32, Vec<Vec<u8>>),
     Timer,
     Quiescent,
     Stopped,
@@ -247,7 +253,30 @@ impl State {
             (Some(i), Some(due)) if due <= self.to_main[i].at => return Ok(MainJob::Timer),
             (Some(i), _) => {
                 if let Some(q) = self.take_to_main(i) {
-                    return Ok(MainJob::Event(q.id, q.event));
+                    let Event::Message(first) = q.event else {
+                        return Ok(MainJob::Event(q.id, q.event));
+                    };
+                    // With a listener, the messages of the same worker right
+                    // behind it that became ready before the timer go too.
+                    let mut batch = vec![first.bytes().to_vec()];
+                    while listening && batch.len() < MAIN_BATCH {
+                        let next = self.to_main.front().filter(|n| {
+                            n.id == q.id
+                                && matches!(n.event, Event::Message(_))
+                                && timer_due.is_none_or(|due| n.at < due)
+                        });
+                        if next.is_none() {
+                            break;
+                        }
+                        if let Some(Queued {
+                            event: Event::Message(m),
+                            ..
+                        }) = self.take_to_main(0)
+                        {
+                            batch.push(m.bytes().to_vec());
+                        }
+                    }
+                    return Ok(MainJob::Messages(q.id, batch));
                 }
             }
             (None, Some(_)) => return Ok(MainJob::Timer),
