@@ -25,6 +25,11 @@ pub fn config() -> Config {
     // Wasmtime refuses a `max_wasm_stack` above the async stack size, even
     // for a store that never runs async.
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
+    // Profiling: `perf` names the guests' functions from /tmp/perf-PID.map
+    // (docs/BENCHMARKS.md). The machine code is the same.
+    if std::env::var_os("MINIWORKER_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
