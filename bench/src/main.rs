@@ -265,6 +265,7 @@ fn run() -> Result<()> {
     let at = &idle["at_target"];
     results["scale"] = json!({
         "idle_10k_rss_mib": at["rss_mib"],
+        "idle_10k_pss_mib": at["pss_mib"],
         "idle_10k_os_threads": at["os_threads"],
         "idle_10k_mappings": at["mappings"],
         "max_instances_one_process": idle["max_instances"],
@@ -431,6 +432,7 @@ fn print_table(r: &Value) {
         println!("| --- | ---: | --- |");
         for (key, target) in [
             ("idle_10k_rss_mib", "< 4096"),
+            ("idle_10k_pss_mib", "reported"),
             ("idle_10k_os_threads", "<= 64"),
             ("idle_10k_mappings", "< 30000"),
             ("max_instances_one_process", "reported"),

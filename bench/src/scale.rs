@@ -28,6 +28,19 @@ fn status(field: &str) -> Result<u64> {
     Ok(line.split_whitespace().nth(1).ok_or("empty field")?.parse()?)
 }
 
+/// Proportional set size (shared pages divided among their mappings: the
+/// guests' snapshot images, mapped once per context, count once), MiB.
+fn pss_mib() -> Result<f64> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup")?;
+    let line = text.lines().find(|l| l.starts_with("Pss:")).ok_or("no Pss")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("empty Pss")?
+        .parse::<f64>()?
+        / 1024.0)
+}
+
 fn mappings() -> Result<usize> {
     Ok(std::fs::read_to_string("/proc/self/maps")?.lines().count())
 }
@@ -36,6 +49,7 @@ fn mappings() -> Result<usize> {
 fn snapshot() -> Result<Value> {
     Ok(json!({
         "rss_mib": status("VmRSS:")? as f64 / 1024.0,
+        "pss_mib": pss_mib()?,
         "os_threads": status("Threads:")?,
         "mappings": mappings()?,
     }))
