@@ -217,3 +217,38 @@ fn the_host_capacity_is_known_up_front_and_refuses_at_once() {
         assert_eq!(next_message(worker), json!({ "kind": "ready" }));
     }
 }
+
+#[test]
+fn dropped_instances_give_back_their_parked_contexts() {
+    let runtime = Runtime::new().unwrap();
+    // Parked with a timer an hour away (a run), or with nothing to do (a
+    // worker): dropping their instances frees every context and store.
+    let (_, sink) = console_sink();
+    let control = RunControl::default();
+    let options = RunOptions {
+        control: control.clone(),
+        ..RunOptions::default()
+    };
+    let running = MiniProgram::start(
+        &runtime,
+        Project::open(fixture("waiting")).unwrap(),
+        &options,
+        sink,
+    )
+    .unwrap();
+    let programs: Vec<_> = (0..20).map(|_| open(&runtime, "basic")).collect();
+    for program in &programs {
+        let worker = program.create_worker("workers/echo.js").unwrap();
+        assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+    }
+    assert_eq!(runtime.stats().contexts, 22);
+    drop(programs);
+    control.stop();
+    assert_eq!(running.wait().status, ExitStatus::Stopped);
+    let start = std::time::Instant::now();
+    while runtime.stats().contexts > 0 && start.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = runtime.stats();
+    assert_eq!((stats.contexts, stats.instances), (0, 0), "{stats:?}");
+}
