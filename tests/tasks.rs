@@ -32,6 +32,20 @@ fn console_sink() -> (Arc<Mutex<Vec<String>>>, Arc<dyn miniworker::EventSink>) {
     (lines, sink)
 }
 
+/// Starts a run of fixture `waiting` (its worker's echo, then an hour's
+/// timer): its console lines, its control and its handle.
+fn start_waiting(runtime: &Runtime) -> (Arc<Mutex<Vec<String>>>, RunControl, miniworker::Running) {
+    let (lines, sink) = console_sink();
+    let control = RunControl::default();
+    let options = RunOptions {
+        control: control.clone(),
+        ..RunOptions::default()
+    };
+    let project = Project::open(fixture("waiting")).unwrap();
+    let running = MiniProgram::start(runtime, project, &options, sink).unwrap();
+    (lines, control, running)
+}
+
 #[test]
 fn idle_contexts_hold_no_thread() {
     let runtime = Runtime::new().unwrap();
@@ -45,18 +59,7 @@ fn idle_contexts_hold_no_thread() {
     for worker in &workers {
         assert_eq!(next_message(worker), json!({ "kind": "ready" }));
     }
-    let mut runs = Vec::new();
-    for _ in 0..40 {
-        let (lines, sink) = console_sink();
-        let control = RunControl::default();
-        let options = RunOptions {
-            control: control.clone(),
-            ..RunOptions::default()
-        };
-        let project = Project::open(fixture("waiting")).unwrap();
-        let running = MiniProgram::start(&runtime, project, &options, sink).unwrap();
-        runs.push((lines, control, running));
-    }
+    let runs: Vec<_> = (0..40).map(|_| start_waiting(&runtime)).collect();
     for (lines, _, running) in &runs {
         let start = std::time::Instant::now();
         while lines.lock().unwrap().is_empty() && start.elapsed() < PATIENCE {
@@ -172,19 +175,7 @@ fn the_host_capacity_is_known_up_front_and_refuses_at_once() {
     let first = a.create_worker("workers/echo.js").unwrap();
     let second = b.create_worker("workers/echo.js").unwrap();
     // A run's main thread is a context too: the third.
-    let (lines, sink) = console_sink();
-    let control = RunControl::default();
-    let options = RunOptions {
-        control: control.clone(),
-        ..RunOptions::default()
-    };
-    let running = MiniProgram::start(
-        &runtime,
-        Project::open(fixture("waiting")).unwrap(),
-        &options,
-        sink,
-    )
-    .unwrap();
+    let (lines, _, running) = start_waiting(&runtime);
     let stats = runtime.stats();
     assert_eq!(
         (stats.contexts, stats.context_capacity, stats.capacity_bound_by),
@@ -223,19 +214,7 @@ fn dropped_instances_give_back_their_parked_contexts() {
     let runtime = Runtime::new().unwrap();
     // Parked with a timer an hour away (a run), or with nothing to do (a
     // worker): dropping their instances frees every context and store.
-    let (_, sink) = console_sink();
-    let control = RunControl::default();
-    let options = RunOptions {
-        control: control.clone(),
-        ..RunOptions::default()
-    };
-    let running = MiniProgram::start(
-        &runtime,
-        Project::open(fixture("waiting")).unwrap(),
-        &options,
-        sink,
-    )
-    .unwrap();
+    let (_, control, running) = start_waiting(&runtime);
     let programs: Vec<_> = (0..20).map(|_| open(&runtime, "basic")).collect();
     for program in &programs {
         let worker = program.create_worker("workers/echo.js").unwrap();

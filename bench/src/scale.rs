@@ -18,27 +18,15 @@ fn dir(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
 
-/// A field of /proc/self/status, in its unit (kB for sizes).
-fn status(field: &str) -> Result<u64> {
-    let text = std::fs::read_to_string("/proc/self/status")?;
+/// A field of a /proc file of the form `Name:  value unit`, in its unit
+/// (kB for sizes).
+fn proc_field(file: &str, field: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(file)?;
     let line = text
         .lines()
         .find(|l| l.starts_with(field))
-        .ok_or("no such status field")?;
+        .ok_or("no such field")?;
     Ok(line.split_whitespace().nth(1).ok_or("empty field")?.parse()?)
-}
-
-/// Proportional set size (shared pages divided among their mappings: the
-/// guests' snapshot images, mapped once per context, count once), MiB.
-fn pss_mib() -> Result<f64> {
-    let text = std::fs::read_to_string("/proc/self/smaps_rollup")?;
-    let line = text.lines().find(|l| l.starts_with("Pss:")).ok_or("no Pss")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .ok_or("empty Pss")?
-        .parse::<f64>()?
-        / 1024.0)
 }
 
 fn mappings() -> Result<usize> {
@@ -48,9 +36,11 @@ fn mappings() -> Result<usize> {
 /// What the process holds now.
 fn snapshot() -> Result<Value> {
     Ok(json!({
-        "rss_mib": status("VmRSS:")? as f64 / 1024.0,
-        "pss_mib": pss_mib()?,
-        "os_threads": status("Threads:")?,
+        "rss_mib": proc_field("/proc/self/status", "VmRSS:")? as f64 / 1024.0,
+        // Shared pages divided among their mappings: the guests' snapshot
+        // images, mapped once per context, count once.
+        "pss_mib": proc_field("/proc/self/smaps_rollup", "Pss:")? as f64 / 1024.0,
+        "os_threads": proc_field("/proc/self/status", "Threads:")?,
         "mappings": mappings()?,
     }))
 }

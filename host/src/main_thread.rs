@@ -307,7 +307,6 @@ impl MainTask {
             let state = match job {
                 MainJob::Event(id, event) => {
                     let event = match event {
-                        Event::Message(message) => WorkerEvent::Message(message.bytes().to_vec()),
                         Event::Error { error, .. } => WorkerEvent::Error(error.into()),
                         Event::Killed { reason, message, .. } => WorkerEvent::Killed(KillInfo {
                             reason: reason.into(),

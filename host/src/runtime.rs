@@ -13,7 +13,7 @@ use crate::epoch::Ticker;
 use crate::error::{Error, Result};
 use crate::host::{HostState, Role};
 use crate::instance::{HostShared, Instance, Outlet};
-use crate::limits::{CpuTimeLimit, HostCaps, HostUsage, Limits, TurnBudget, thread_cpu_time};
+use crate::limits::{CpuTimeLimit, HostCaps, Limits, TurnBudget, thread_cpu_time};
 use crate::scheduler::Scheduler;
 use miniworker_project::Project;
 
@@ -58,12 +58,11 @@ pub struct Runtime {
 }
 
 pub(crate) struct RuntimeInner {
-    engine: Engine,
+    /// The engine, the pool, the capacity and the host-wide accounting:
+    /// what every instance shares with the runtime.
+    host: HostShared,
     caps: HostCaps,
-    usage: Arc<HostUsage>,
-    capacity: Arc<Capacity>,
     ticker: Arc<Ticker>,
-    scheduler: Scheduler,
     pub(crate) worker_pre: WorkerPre<HostState>,
     pub(crate) main_pre: MainPre<HostState>,
     worker: Component,
@@ -120,12 +119,15 @@ impl Runtime {
         let ticker = Ticker::start(&engine, scheduler.clone())?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                engine,
-                capacity: Arc::new(Capacity::new(caps.context_cap())),
+                host: HostShared {
+                    engine,
+                    scheduler,
+                    capacity: Arc::new(Capacity::new(caps.context_cap())),
+                    usage: Arc::default(),
+                    instance_cap: caps.instance_cap(),
+                },
                 caps,
-                usage: Arc::default(),
                 ticker,
-                scheduler,
                 worker_pre,
                 main_pre,
                 worker,
@@ -147,26 +149,26 @@ impl Runtime {
     /// [`HostCaps::threads`]). Idle contexts hold none, and a pool thread
     /// idle for 5 s ends.
     pub fn threads(&self) -> usize {
-        self.inner.scheduler.threads()
+        self.inner.host.scheduler.threads()
     }
 
     /// What the whole host holds now, against its capacity.
     pub fn stats(&self) -> HostStats {
-        let inner = &self.inner;
+        let host = &self.inner.host;
         HostStats {
-            instances: inner.usage.instances.load(Ordering::SeqCst),
-            instance_cap: inner.caps.instance_cap(),
-            contexts: inner.capacity.live(),
-            context_capacity: inner.capacity.contexts(),
-            capacity_bound_by: inner.capacity.bound_by(),
-            threads: inner.scheduler.threads(),
+            instances: host.usage.instances.load(Ordering::SeqCst),
+            instance_cap: host.instance_cap,
+            contexts: host.capacity.live(),
+            context_capacity: host.capacity.contexts(),
+            capacity_bound_by: host.capacity.bound_by(),
+            threads: host.scheduler.threads(),
         }
     }
 
     /// The interfaces each guest component imports, as `(role, names)` with
     /// role `worker` or `main`: what the sandbox boundary has to answer for.
     pub fn guest_imports(&self) -> Vec<(&'static str, Vec<String>)> {
-        let engine = &self.inner.engine;
+        let engine = &self.inner.host.engine;
         [("worker", &self.inner.worker), ("main", &self.inner.main)]
             .into_iter()
             .map(|(role, component)| {
@@ -184,14 +186,7 @@ impl Runtime {
 impl RuntimeInner {
     /// A new instance of `project` on this runtime.
     pub(crate) fn instance(&self, project: Project, limits: Limits, outlet: Outlet) -> Result<Arc<Instance>> {
-        let host = HostShared {
-            engine: self.engine.clone(),
-            scheduler: self.scheduler.clone(),
-            capacity: self.capacity.clone(),
-            usage: self.usage.clone(),
-            instance_cap: self.caps.instance_cap(),
-        };
-        Instance::new(host, project, limits, outlet)
+        Instance::new(self.host.clone(), project, limits, outlet)
     }
 
     /// A store for one context of `instance`. Its epoch deadline callback,
@@ -205,8 +200,11 @@ impl RuntimeInner {
         stop: Arc<std::sync::atomic::AtomicBool>,
         limits: Limits,
     ) -> Store<HostState> {
-        let host = (self.usage.clone(), self.caps.memory_cap());
-        let mut store = Store::new(&self.engine, HostState::new(instance, role, stop, limits, host));
+        let host = (self.host.usage.clone(), self.caps.memory_cap());
+        let mut store = Store::new(
+            &self.host.engine,
+            HostState::new(instance, role, stop, limits, host),
+        );
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut cx| {
@@ -253,13 +251,13 @@ impl RuntimeInner {
 
     /// The pool and timer thread that run every context.
     pub(crate) fn scheduler(&self) -> &Scheduler {
-        &self.scheduler
+        &self.host.scheduler
     }
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         self.ticker.shut_down();
-        self.scheduler.shut_down();
+        self.host.scheduler.shut_down();
     }
 }

@@ -70,15 +70,8 @@ class Session(Messages):
             self.exit = event
         return event
 
-    def events(self, timeout=None):
-        while True:
-            event = self.next_event(timeout)
-            if event is None:
-                return
-            yield event
-            if event["type"] == "exit":
-                self.next_event(timeout)  # the close
-                return
+    def _ended(self, timeout):
+        self.next_event(timeout)  # the close
 
 
 class AsyncSession(AsyncMessages):

@@ -30,6 +30,17 @@ class Messages:
             if event["type"] == "message":
                 return event["data"]
 
+    def events(self, timeout=None):
+        """The events until (and with) the `exit` line."""
+        while True:
+            event = self.next_event(timeout)
+            if event is None:
+                return
+            yield event
+            if event["type"] == "exit":
+                self._ended(timeout)
+                return
+
 
 class AsyncMessages:
     """What every asyncio stream derives from its `next_event()`."""
@@ -41,6 +52,17 @@ class AsyncMessages:
                 raise Ended(self.exit)
             if event["type"] == "message":
                 return event["data"]
+
+    def events(self, timeout=None):
+        """The events until (and with) the `exit` line."""
+        while True:
+            event = self.next_event(timeout)
+            if event is None:
+                return
+            yield event
+            if event["type"] == "exit":
+                self._ended(timeout)
+                return
 
 
 class Worker(Messages):
@@ -89,16 +111,8 @@ class Worker(Messages):
             self.exit = event
         return event
 
-    def events(self, timeout=None):
-        """The events until (and with) the `exit` line."""
-        while True:
-            event = self.next_event(timeout)
-            if event is None:
-                return
-            yield event
-            if event["type"] == "exit":
-                self.proc.wait()
-                return
+    def _ended(self, timeout):
+        self.proc.wait()
 
     def _send(self, obj):
         self.proc.stdin.write(json.dumps(obj) + "\n")

@@ -254,14 +254,14 @@ impl Instance {
     /// `timeout`; whether none does.
     pub(crate) fn wait_workers_ended(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
-        let mut threads = relock(&self.live_workers);
-        while *threads > 0 {
+        let mut live = relock(&self.live_workers);
+        while *live > 0 {
             let left = match deadline {
                 Some(d) if d <= Instant::now() => return false,
                 Some(d) => d - Instant::now(),
                 None => Duration::from_secs(3600),
             };
-            threads = match self.live_workers_cv.wait_timeout(threads, left) {
+            live = match self.live_workers_cv.wait_timeout(live, left) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };

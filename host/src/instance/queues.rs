@@ -153,6 +153,8 @@ const MAIN_BATCH: usize = 64;
 
 /// What the JavaScript main thread does next.
 pub(crate) enum MainJob {
+    /// An error, a kill, a console line or a notice of a worker (messages
+    /// always come as `Messages`).
     Event(u32, Event),
     /// Messages of one worker that are ready together, in order, at most
     /// [`MAIN_BATCH`] (each its own turn).
