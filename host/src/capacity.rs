@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, HostResource, Result};
 
-/// Memory mappings one live context takes with Wasmtime's on-demand
-/// allocator (its linear memory: the copy-on-write image, the accessible
-/// part past it, and the inaccessible rest of its reservation with the
-/// guard), as measured by `miniworker-bench --section scale`: 3.004 per
-/// context with 1,000 and 4,000 idle instances (`docs/BENCHMARKS.md`).
+/// Memory mappings one live context takes at most with Wasmtime's
+/// on-demand allocator: its linear memory's copy-on-write image (from page 0,
+/// `guest/core/src/lib.rs` `anchor_image`), the inaccessible rest of its
+/// reservation with the guard, and, once its heap has grown past the image,
+/// the accessible part past it. `miniworker-bench --section scale` measures
+/// 2.002 per idle context (10,000 idle instances, `docs/BENCHMARKS.md`); the
+/// capacity counts the third, so contexts that grow cannot pass the limit.
 pub const MAPPINGS_PER_CONTEXT: usize = 3;
 
 /// Address space one context reserves: Wasmtime's default linear-memory

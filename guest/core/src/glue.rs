@@ -73,6 +73,7 @@ macro_rules! component_glue {
 
         impl Guest for Component {
             fn initialize() {
+                $crate::anchor_image();
                 // A failure here surfaces again, as an error, from `start`.
                 let _ = context_or_init();
             }
