@@ -1,11 +1,13 @@
 //! Message bytes to a fresh JavaScript value, driving the codec crate's
 //! `Tokens` (which checks the structure).
 
-use std::collections::HashMap;
+use std::ffi::c_void;
+use std::ptr::null_mut;
 
 use javy::quickjs::object::Property;
-use javy::quickjs::{self, Array, ArrayBuffer, Atom, Ctx, Exception, Object, TypedArray, Value, qjs};
+use javy::quickjs::{self, Array, Atom, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
+use rustc_hash::FxHashMap;
 
 use super::{helper, with_state};
 
@@ -51,7 +53,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let mut nodes: Vec<Value<'js>> = Vec::new();
         let mut open: Vec<Open<'js>> = Vec::new();
         // Object keys repeat (records of one shape): each becomes an atom once.
-        let mut keys: HashMap<&[u8], Atom<'js>> = HashMap::new();
+        let mut keys: FxHashMap<&[u8], Atom<'js>> = FxHashMap::default();
         let cache_keys = bytes.len() >= 512;
         let undefined = || Value::new_undefined(ctx.clone());
         while let Some(token) = tokens.next().map_err(m)? {
@@ -145,7 +147,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     Some(v)
                 }
                 Token::ArrayBuffer(b) => {
-                    let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                    let v = array_buffer(ctx, b)?;
                     nodes.push(v.clone());
                     Some(v)
                 }
@@ -159,7 +161,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     nodes.push(undefined());
                     let buffer = match buffer {
                         ViewBuffer::Inline(b) => {
-                            let v = ArrayBuffer::new_copy(ctx.clone(), b)?.into_value();
+                            let v = array_buffer(ctx, b)?;
                             nodes.push(v.clone());
                             v
                         }
@@ -236,6 +238,36 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         }
         Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
     })
+}
+
+/// A new ArrayBuffer holding a copy of `bytes`. QuickJS's own copy
+/// (`JS_NewArrayBufferCopy`) zeroes its allocation before copying into it,
+/// a second pass over every byte; this allocates with QuickJS's allocator
+/// (so its memory accounting sees the bytes) and copies once.
+fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
+    unsafe extern "C" fn free(rt: *mut qjs::JSRuntime, _opaque: *mut c_void, ptr: *mut c_void) {
+        // SAFETY: `ptr` came from js_malloc of a context of this runtime.
+        unsafe { qjs::js_free_rt(rt, ptr) }
+    }
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: allocates in this context's runtime; null (out of memory) has
+    // thrown already.
+    let data = unsafe { qjs::js_malloc(raw, bytes.len().max(1) as qjs::size_t) }.cast::<u8>();
+    if data.is_null() {
+        return Err(quickjs::Error::Exception);
+    }
+    // SAFETY: `data` has room for `bytes.len()` bytes and is a fresh allocation.
+    unsafe { data.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len()) };
+    // SAFETY: hands `data` to the new ArrayBuffer, which frees it with `free`;
+    // on failure QuickJS has not taken it, so it is freed here.
+    let v = unsafe { qjs::JS_NewArrayBuffer(raw, data, bytes.len() as qjs::size_t, Some(free), null_mut(), false) };
+    if unsafe { qjs::JS_IsException(v) } {
+        // SAFETY: `data` was not taken.
+        unsafe { qjs::js_free(raw, data.cast()) };
+        return Err(quickjs::Error::Exception);
+    }
+    // SAFETY: JS_NewArrayBuffer returned a new owned value of this context.
+    Ok(unsafe { Value::from_raw(ctx.clone(), v) })
 }
 
 fn data_property(v: Value<'_>) -> Property<Value<'_>> {

@@ -1,11 +1,10 @@
 //! JavaScript values to message bytes: iterative, refusing what cannot be
 //! cloned (`DataCloneError`) and stopping at the size limit (`RangeError`).
 
-use std::collections::HashMap;
-
 use javy::quickjs::object::Filter;
 use javy::quickjs::{self, Array, Atom, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
+use rustc_hash::FxHashMap;
 
 use super::{Classes, class_of, data_clone_error, fits, helper, too_large, with_state};
 
@@ -42,15 +41,15 @@ struct Encoder<'a, 'js> {
     classes: &'a Classes,
     w: Writer,
     /// Object identity (QuickJS pointer) to reference index.
-    seen: HashMap<usize, u64>,
+    seen: FxHashMap<usize, u64>,
     /// Keeps every seen object alive, so no address is reused mid-encoding.
     keep: Vec<Object<'js>>,
     /// Each distinct object key, encoded once (records of one shape repeat them).
-    key_bytes: HashMap<Atom<'js>, Vec<u8>>,
+    key_bytes: FxHashMap<Atom<'js>, Vec<u8>>,
     /// The bytes each ArrayBuffer (by identity) was written with: a view
     /// read later (a getter may have resized or detached the buffer since)
     /// must fit what was written.
-    buffer_lens: HashMap<usize, u64>,
+    buffer_lens: FxHashMap<usize, u64>,
     stack: Vec<Frame<'js>>,
 }
 
@@ -63,10 +62,10 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             helpers: state.helpers.clone().restore(ctx)?,
             classes: &state.classes,
             w: Writer::new(limit),
-            seen: HashMap::new(),
+            seen: FxHashMap::default(),
             keep: Vec::new(),
-            key_bytes: HashMap::new(),
-            buffer_lens: HashMap::new(),
+            key_bytes: FxHashMap::default(),
+            buffer_lens: FxHashMap::default(),
             stack: Vec::new(),
         };
         if is_skipped(&value) {
