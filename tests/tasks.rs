@@ -32,6 +32,18 @@ fn console_sink() -> (Arc<Mutex<Vec<String>>>, Arc<dyn miniworker::EventSink>) {
     (lines, sink)
 }
 
+/// A new worker of a new instance is refused at once: the host's `cap`
+/// contexts are taken.
+fn refuses_a_worker(runtime: &Runtime, cap: usize) {
+    use miniworker::{Error, HostResource};
+    let refused = open(runtime, "basic").create_worker("workers/echo.js");
+    assert!(
+        matches!(refused, Err(Error::HostLimit { what: HostResource::Contexts, cap: c }) if c == cap),
+        "{:?}",
+        refused.err()
+    );
+}
+
 /// Starts a run of fixture `waiting` (its worker's echo, then an hour's
 /// timer): its console lines, its control and its handle.
 fn start_waiting(runtime: &Runtime) -> (Arc<Mutex<Vec<String>>>, RunControl, miniworker::Running) {
@@ -160,7 +172,6 @@ fn a_run_can_be_awaited() {
 
 #[test]
 fn the_host_capacity_is_known_up_front_and_refuses_at_once() {
-    use miniworker::{Error, HostResource};
     // Derived from this machine's limits when the runtime starts.
     let stats = Runtime::new().unwrap().stats();
     assert!(stats.context_capacity > 1000, "{stats:?}");
@@ -188,18 +199,7 @@ fn the_host_capacity_is_known_up_front_and_refuses_at_once() {
     let c = open(&runtime, "basic");
     // The main thread's context was given back when its run ended: one free.
     let third = c.create_worker("workers/echo.js").unwrap();
-    let refused = open(&runtime, "basic").create_worker("workers/echo.js");
-    assert!(
-        matches!(
-            refused,
-            Err(Error::HostLimit {
-                what: HostResource::Contexts,
-                cap: 3
-            })
-        ),
-        "{:?}",
-        refused.err()
-    );
+    refuses_a_worker(&runtime, 3);
     // A worker's context is given back once it ended.
     first.terminate();
     assert!(a.wait_workers_ended(PATIENCE));
@@ -230,4 +230,40 @@ fn dropped_instances_give_back_their_parked_contexts() {
     }
     let stats = runtime.stats();
     assert_eq!((stats.contexts, stats.instances), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn a_pool_of_slots_is_the_capacity_and_each_slot_starts_clean() {
+    let runtime = Runtime::with_caps(HostCaps::default().pool(2)).unwrap();
+    let stats = runtime.stats();
+    assert_eq!(
+        (stats.context_capacity, stats.capacity_bound_by),
+        (2, "HostCaps::pool")
+    );
+    let program = open(&runtime, "basic");
+    // Slots are used again and again; each worker starts from the snapshot
+    // (its message count is its own), never from what the last one left.
+    for i in 0..12 {
+        let worker = program.create_worker("workers/echo.js").unwrap();
+        assert_eq!(next_message(&worker), json!({ "kind": "ready" }));
+        worker.post_json(&json!({ "i": i })).unwrap();
+        assert_eq!(next_message(&worker), json!({ "i": i, "echo": true, "count": 1 }));
+        worker.terminate();
+        assert!(program.wait_workers_ended(PATIENCE));
+    }
+    // Two live contexts fill the pool: the third is refused at once.
+    let other = open(&runtime, "basic");
+    let a = program.create_worker("workers/echo.js").unwrap();
+    let b = other.create_worker("workers/echo.js").unwrap();
+    refuses_a_worker(&runtime, 2);
+    for worker in [&a, &b] {
+        assert_eq!(next_message(worker), json!({ "kind": "ready" }));
+    }
+    // A lower context cap wins over the pool.
+    let runtime = Runtime::with_caps(HostCaps::default().pool(4).contexts(3)).unwrap();
+    let stats = runtime.stats();
+    assert_eq!(
+        (stats.context_capacity, stats.capacity_bound_by),
+        (3, "HostCaps::contexts")
+    );
 }

@@ -222,6 +222,9 @@ fn main() -> ExitCode {
 }
 
 /// Checks the flags, opens the project and creates the runtime.
+/// Contexts `miniworker run` reserves slots for ([`miniworker::HostCaps::pool`]).
+const RUN_POOL: usize = 8;
+
 fn prepare(
     project: &std::path::Path,
     timeout: Option<f64>,
@@ -240,7 +243,9 @@ fn prepare(
         eprintln!("{}: {e}", project.display());
         (BAD, ExitReason::BadProject)
     })?;
-    let runtime = Runtime::new().map_err(|e| {
+    // One mini-program: its main thread, one worker, and a worker still
+    // ending after terminate() fit many times over.
+    let runtime = Runtime::with_caps(miniworker::HostCaps::default().pool(RUN_POOL)).map_err(|e| {
         eprintln!("miniworker: {e}");
         (HOST_ERROR, ExitReason::HostError)
     })?;

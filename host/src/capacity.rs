@@ -40,11 +40,14 @@ pub(crate) struct Capacity {
 }
 
 impl Capacity {
-    /// `contexts` when the host set it; derived from the machine otherwise.
-    pub(crate) fn new(contexts: Option<usize>) -> Capacity {
-        let (contexts, bound_by) = match contexts {
-            Some(n) => (n, "HostCaps::contexts"),
-            None => derived(),
+    /// The lower of what the host set (`contexts`, a `pool` of slots);
+    /// derived from the machine when it set neither.
+    pub(crate) fn new(contexts: Option<usize>, pool: Option<usize>) -> Capacity {
+        let (contexts, bound_by) = match (contexts, pool) {
+            (Some(c), Some(p)) if p < c => (p, "HostCaps::pool"),
+            (Some(c), _) => (c, "HostCaps::contexts"),
+            (None, Some(p)) => (p, "HostCaps::pool"),
+            (None, None) => derived(),
         };
         Capacity {
             contexts,
@@ -91,7 +94,8 @@ impl Drop for ContextSlot {
 
 /// The smallest of what the machine's mapping count, address space and
 /// memory allow, and which it is.
-fn derived() -> (usize, &'static str) {
+/// The machine's capacity in contexts and the limit that sets it.
+pub(crate) fn derived() -> (usize, &'static str) {
     let maps = read_number("/proc/sys/vm/max_map_count").unwrap_or(65_530) as usize;
     let by_maps = maps.saturating_sub(OTHER_MAPPINGS) / MAPPINGS_PER_CONTEXT;
     let by_address_space = usable_address_space() / ADDRESS_SPACE_PER_CONTEXT;

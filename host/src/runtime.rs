@@ -44,7 +44,8 @@ pub struct HostStats {
     /// [`crate::Error::HostLimit`].
     pub context_capacity: usize,
     /// Which limit sets `context_capacity`: `"vm.max_map_count"`,
-    /// `"address space"`, `"memory"` or `"HostCaps::contexts"`.
+    /// `"address space"`, `"memory"`, `"HostCaps::contexts"` or
+    /// `"HostCaps::pool"`.
     pub capacity_bound_by: &'static str,
     /// Pool threads now ([`Runtime::threads`]).
     pub threads: usize,
@@ -98,7 +99,13 @@ impl Runtime {
 
     /// [`Runtime::new`] with host-wide caps on every instance it runs.
     pub fn with_caps(caps: HostCaps) -> Result<Runtime> {
-        let engine = miniworker_engine::engine().map_err(Error::Engine)?;
+        // A pool never reserves more than the machine holds.
+        let pool = caps.pool_slots().map(|p| p.min(crate::capacity::derived().0));
+        let config = match pool {
+            Some(slots) => miniworker_engine::pooled_config(u32::try_from(slots).unwrap_or(u32::MAX)),
+            None => miniworker_engine::config(),
+        };
+        let engine = wasmtime::Engine::new(&config).map_err(Error::Engine)?;
         let (worker, worker_precompiled) = load(&engine, WORKER_CWASM, WORKER_WASM)?;
         let (main, main_precompiled) = load(&engine, MAIN_CWASM, MAIN_WASM)?;
 
@@ -122,7 +129,7 @@ impl Runtime {
                 host: HostShared {
                     engine,
                     scheduler,
-                    capacity: Arc::new(Capacity::new(caps.context_cap())),
+                    capacity: Arc::new(Capacity::new(caps.context_cap(), pool)),
                     usage: Arc::default(),
                     instance_cap: caps.instance_cap(),
                 },

@@ -90,7 +90,9 @@ fn setup(args: &ServeArgs) -> Result<(Arc<Host>, Duration), String> {
     )
     .map_err(|e| format!("the project cache: {e}"))?;
     let asked = args.capacity as usize;
-    let runtime = Runtime::with_caps(HostCaps::default().instances(asked)).map_err(|e| e.to_string())?;
+    // Slots for two contexts per session, reserved up front (faster starts).
+    let caps = HostCaps::default().instances(asked).pool(asked.saturating_mul(2));
+    let runtime = Runtime::with_caps(caps).map_err(|e| e.to_string())?;
     // A run session takes two contexts: the capacity never promises more
     // sessions than the machine holds (`/readyz`, `/metrics` and admission
     // all use it).

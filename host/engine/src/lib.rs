@@ -4,7 +4,7 @@
 //! settings, so the host and the build step that precompiles the guest
 //! components (`miniworker-precompile`) both take their engine from here.
 
-use wasmtime::{Config, Engine, Result};
+use wasmtime::{Config, Result};
 
 /// Wasmtime's stack for guest code. QuickJS checks its own stack (at most
 /// 896 KiB of the guest's shadow stack), but the native frames of the
@@ -33,6 +33,40 @@ pub fn config() -> Config {
     config
 }
 
+/// Memory of an ended context's linear memory kept resident in its slot
+/// (zeroed or reset to the snapshot with `memset` instead of `madvise`), so
+/// the next context in the slot takes no page faults for it: an idle
+/// context touches about 1.4 MiB (docs/BENCHMARKS.md). Measured with
+/// `miniworker-bench --section start`: 0.108 ms with 4 MiB kept, 0.24 ms
+/// with none (the same as the on-demand allocator).
+pub const KEEP_RESIDENT: usize = 4 << 20;
+
+/// Core instances (the guest module and Wasmtime's adapter shims) a
+/// context's component instance may hold, for the pool's sizing.
+pub const CORE_INSTANCES_PER_CONTEXT: u32 = 8;
+
+/// [`config`] with Wasmtime's pooling allocator sized for `contexts` live
+/// contexts: every slot (memory, tables, instances) is reserved when the
+/// engine is made, 4 GiB of address space per context for its memory. A
+/// context then starts without a `mmap` and, in a slot used before, without
+/// page faults ([`KEEP_RESIDENT`]). The machine code is the same as
+/// [`config`]'s, so precompiled components load into either.
+pub fn pooled_config(contexts: u32) -> Config {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    let cores = contexts.saturating_mul(CORE_INSTANCES_PER_CONTEXT);
+    pool.total_component_instances(contexts)
+        .total_memories(contexts)
+        .total_core_instances(cores)
+        .total_tables(cores)
+        // No async stacks: stores run synchronously.
+        .total_stacks(0)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_CONTEXT)
+        .linear_memory_keep_resident(KEEP_RESIDENT);
+    let mut config = config();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
 /// The settings of the build step that precompiles the guest components:
 /// [`config`], compiling for a baseline CPU of this architecture (no
 /// feature beyond it), so the embedded machine code runs on any machine of
@@ -52,9 +86,4 @@ pub fn precompile_config() -> Result<Config> {
         ))?;
     }
     Ok(config)
-}
-
-/// A new engine with [`config`].
-pub fn engine() -> Result<Engine> {
-    Engine::new(&config())
 }
