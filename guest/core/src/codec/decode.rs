@@ -260,7 +260,17 @@ fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>
     unsafe { data.copy_from_nonoverlapping(bytes.as_ptr(), bytes.len()) };
     // SAFETY: hands `data` to the new ArrayBuffer, which frees it with `free`;
     // on failure QuickJS has not taken it, so it is freed here.
-    let v = unsafe { qjs::JS_NewArrayBuffer(raw, data, bytes.len() as qjs::size_t, Some(free), null_mut(), false) };
+    let v = unsafe {
+        qjs::JS_NewArrayBuffer(
+            raw,
+            data,
+            bytes.len() as qjs::size_t,
+            Some(free),
+            null_mut(),
+            false,
+        )
+    };
+    // SAFETY: reads the tag of the value just returned.
     if unsafe { qjs::JS_IsException(v) } {
         // SAFETY: `data` was not taken.
         unsafe { qjs::js_free(raw, data.cast()) };
