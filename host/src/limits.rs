@@ -216,7 +216,7 @@ impl HostCaps {
     /// Reserves slots for this many live contexts when the runtime starts
     /// (Wasmtime's pooling allocator) instead of mapping each context's
     /// memory when it starts: a worker starts about twice as fast (no
-    /// `mmap`, and a slot used before takes no page faults: up to 4 MiB of an
+    /// `mmap`, and a slot used before takes no page faults: up to 2 MiB of an
     /// ended context's memory stays resident in its slot, zeroed). The
     /// price is paid up front: 4 GiB of address space per slot, reserved
     /// (not memory). The count is also the runtime's capacity in contexts

@@ -35,11 +35,13 @@ pub fn config() -> Config {
 
 /// Memory of an ended context's linear memory kept resident in its slot
 /// (zeroed or reset to the snapshot with `memset` instead of `madvise`), so
-/// the next context in the slot takes no page faults for it: an idle
-/// context touches about 1.4 MiB (docs/BENCHMARKS.md). Measured with
-/// `miniworker-bench --section start`: 0.108 ms with 4 MiB kept, 0.24 ms
-/// with none (the same as the on-demand allocator).
-pub const KEEP_RESIDENT: usize = 4 << 20;
+/// the next context in the slot takes no page faults for it. An idle
+/// context's memory is about 1.4 MiB (docs/BENCHMARKS.md); at least that
+/// much must be kept. `miniworker-bench --section start`, two runs each:
+/// 0.107 ms with 4 MiB kept, 0.108 ms with 2 MiB, 0.227 ms with 1 MiB (the
+/// same as with none, and as the on-demand allocator). A slot's resident
+/// memory stays at most this, whatever its last context grew to.
+pub const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Core instances (the guest module and Wasmtime's adapter shims) a
 /// context's component instance may hold, for the pool's sizing.
