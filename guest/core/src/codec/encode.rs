@@ -1,12 +1,14 @@
 //! JavaScript values to message bytes: iterative, refusing what cannot be
 //! cloned (`DataCloneError`) and stopping at the size limit (`RangeError`).
 
+use std::cell::RefCell;
+
 use javy::quickjs::object::Filter;
-use javy::quickjs::{self, Array, Atom, Ctx, Object, Type, TypedArray, Value, qjs};
+use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
-use super::{Classes, class_of, data_clone_error, fits, helper, too_large, with_state};
+use super::{Classes, KeyCache, class_of, data_clone_error, fits, helper, too_large, with_state};
 
 // ---- encoding ---------------------------------------------------------------------
 
@@ -14,7 +16,7 @@ enum Frame<'js> {
     /// Own enumerable string-keyed properties (an object's, an array's
     /// non-index ones after its elements, an AggregateError's `errors`);
     /// END after them.
-    Props(Object<'js>, Vec<Atom<'js>>, usize),
+    Props(Object<'js>, Keys, usize),
     /// An array's elements (length-prefixed, no END).
     Elems(Object<'js>, u32, u32),
     /// A sparse array's elements from index `.4` on: its own indexes in
@@ -32,20 +34,36 @@ enum Next<'js> {
     End,
     Value(Value<'js>),
     Hole,
-    Prop(Atom<'js>, Value<'js>),
+    Prop(qjs::JSAtom, Value<'js>),
+}
+
+/// Property keys the encoder holds (one reference to each atom), as
+/// QuickJS listed them; freed when the frame goes.
+struct Keys {
+    ctx: *mut qjs::JSContext,
+    atoms: Vec<qjs::JSAtom>,
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        for atom in &self.atoms {
+            // SAFETY: each atom holds one reference, given back once here.
+            unsafe { qjs::JS_FreeAtom(self.ctx, *atom) };
+        }
+    }
 }
 
 struct Encoder<'a, 'js> {
     ctx: &'a Ctx<'js>,
     helpers: Object<'js>,
     classes: &'a Classes,
+    /// The context's encoded keys (`super::KeyCache`).
+    keys: &'a RefCell<KeyCache>,
     w: Writer,
     /// Object identity (QuickJS pointer) to reference index.
     seen: FxHashMap<usize, u64>,
     /// Keeps every seen object alive, so no address is reused mid-encoding.
     keep: Vec<Object<'js>>,
-    /// Each distinct object key, encoded once (records of one shape repeat them).
-    key_bytes: FxHashMap<Atom<'js>, Vec<u8>>,
     /// The bytes each ArrayBuffer (by identity) was written with: a view
     /// read later (a getter may have resized or detached the buffer since)
     /// must fit what was written.
@@ -61,10 +79,10 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             ctx,
             helpers: state.helpers.clone().restore(ctx)?,
             classes: &state.classes,
+            keys: &state.keys,
             w: Writer::new(limit),
             seen: FxHashMap::default(),
             keep: Vec::new(),
-            key_bytes: FxHashMap::default(),
             buffer_lens: FxHashMap::default(),
             stack: Vec::new(),
         };
@@ -75,12 +93,11 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
         loop {
             let next = match enc.stack.last_mut() {
                 None => break,
-                Some(Frame::Props(obj, keys, i)) => match keys.get(*i) {
+                Some(Frame::Props(obj, keys, i)) => match keys.atoms.get(*i) {
                     None => Next::End,
-                    Some(key) => {
+                    Some(&key) => {
                         *i += 1;
-                        let key = key.clone();
-                        Next::Prop(key.clone(), obj.get(key)?)
+                        Next::Prop(key, get(ctx, obj, key)?)
                     }
                 },
                 Some(Frame::Elems(obj, len, i)) => {
@@ -185,6 +202,58 @@ fn identity(obj: &Object<'_>) -> usize {
     unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
 }
 
+/// An object's own enumerable string-keyed properties in QuickJS's order
+/// (`JS_GetOwnPropertyNames`: the engine's atoms, no strings made), those
+/// `keep` accepts.
+fn own_keys(
+    ctx: &Ctx<'_>,
+    obj: &Object<'_>,
+    mut keep: impl FnMut(qjs::JSAtom) -> bool,
+) -> quickjs::Result<Keys> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
+    let mut len: u32 = 0;
+    let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
+    // SAFETY: lists the own keys of a live object; on success `tab` holds
+    // `len` entries, each owning a reference to its atom.
+    if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
+        return Err(quickjs::Error::Exception);
+    }
+    let mut keys = Keys {
+        ctx: raw_ctx,
+        atoms: Vec::with_capacity(len as usize),
+    };
+    if !tab.is_null() {
+        // SAFETY: QuickJS returned `len` initialised entries at `tab`.
+        let entries = unsafe { std::slice::from_raw_parts(tab, len as usize) };
+        for entry in entries {
+            if keep(entry.atom) {
+                keys.atoms.push(entry.atom);
+            } else {
+                // SAFETY: gives back the entry's reference, once.
+                unsafe { qjs::JS_FreeAtom(raw_ctx, entry.atom) };
+            }
+        }
+        // SAFETY: every entry's reference moved to `keys` or was given
+        // back: only the table itself is left to free.
+        unsafe { qjs::js_free(raw_ctx, tab.cast()) };
+    }
+    Ok(keys)
+}
+
+/// `obj[key]` (getters run).
+fn get<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: qjs::JSAtom) -> quickjs::Result<Value<'js>> {
+    // SAFETY: reads a property of a live object by a live atom; the result
+    // is a new owned value (or the exception marker).
+    let v = unsafe { qjs::JS_GetProperty(ctx.as_raw().as_ptr(), obj.as_raw(), key) };
+    // SAFETY: reads the tag of the value just returned.
+    if unsafe { qjs::JS_IsException(v) } {
+        return Err(quickjs::Error::Exception);
+    }
+    // SAFETY: `v` is a new owned value of this context.
+    Ok(unsafe { Value::from_raw(ctx.clone(), v) })
+}
+
 /// Elements left after a hole past which an array is read as sparse.
 const SPARSE_RUN: u32 = 1024;
 
@@ -225,18 +294,23 @@ impl<'js> Encoder<'_, 'js> {
         fits(self.ctx, r)
     }
 
-    fn key(&mut self, key: Atom<'js>) -> quickjs::Result<()> {
-        // A few objects are quicker without the cache.
-        if self.seen.len() < 8 {
-            return self.js_string(key.to_value()?);
-        }
-        if let Some(bytes) = self.key_bytes.get(&key) {
+    /// Writes a property key: from the context's cache when it was
+    /// encoded before (records of one shape repeat their keys, message
+    /// after message), else from its string, and cached.
+    fn key(&mut self, key: qjs::JSAtom) -> quickjs::Result<()> {
+        if let Some(bytes) = self.keys.borrow().get(key) {
             return fits(self.ctx, self.w.bytes(bytes));
         }
+        let raw_ctx = self.ctx.as_raw().as_ptr();
+        // SAFETY: makes a new owned string value of a live atom.
+        let name = unsafe { Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(raw_ctx, key)) };
+        if name.is_exception() {
+            return Err(quickjs::Error::Exception);
+        }
         let start = self.w.len();
-        self.js_string(key.to_value()?)?;
-        let encoded = self.w.written_since(start).to_vec();
-        self.key_bytes.insert(key, encoded);
+        self.js_string(name)?;
+        let encoded = self.w.written_since(start);
+        self.keys.borrow_mut().insert(raw_ctx, key, encoded);
         Ok(())
     }
 
@@ -320,7 +394,7 @@ impl<'js> Encoder<'_, 'js> {
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
             let props = self.array_props(&obj)?;
-            let t = if props.is_empty() {
+            let t = if props.atoms.is_empty() {
                 tag::ARRAY
             } else {
                 tag::ARRAY_PROPS
@@ -328,7 +402,7 @@ impl<'js> Encoder<'_, 'js> {
             let r = self.w.tag(t).and_then(|_| self.w.varint(len as u64));
             fits(self.ctx, r)?;
             // Elements first, then the properties and END.
-            if !props.is_empty() {
+            if !props.atoms.is_empty() {
                 self.stack.push(Frame::Props(obj.clone(), props, 0));
             }
             self.stack.push(Frame::Elems(obj, len, 0));
@@ -393,13 +467,20 @@ impl<'js> Encoder<'_, 'js> {
                 fits(self.ctx, self.w.tag(tag::UNDEFINED))?;
             }
             if has_errors {
-                let errors = Atom::from_str(self.ctx.clone(), "errors")?;
-                self.stack.push(Frame::Props(obj, vec![errors], 0));
+                let raw_ctx = self.ctx.as_raw().as_ptr();
+                // SAFETY: makes (or finds) the atom of a constant name; the
+                // one reference it returns goes to `Keys`.
+                let errors = unsafe { qjs::JS_NewAtom(raw_ctx, c"errors".as_ptr()) };
+                let keys = Keys {
+                    ctx: raw_ctx,
+                    atoms: vec![errors],
+                };
+                self.stack.push(Frame::Props(obj, keys, 0));
             }
         } else {
             // Plain objects, class instances and anything else: own enumerable
             // string-keyed properties (getters are read; symbol keys skipped).
-            let keys = obj.keys::<Atom>().collect::<quickjs::Result<Vec<_>>>()?;
+            let keys = own_keys(self.ctx, &obj, |_| true)?;
             fits(self.ctx, self.w.tag(tag::OBJECT))?;
             self.stack.push(Frame::Props(obj, keys, 0));
         }
@@ -409,44 +490,23 @@ impl<'js> Encoder<'_, 'js> {
     /// An array's own enumerable string-keyed properties that are not
     /// indexes (usually none), read without making a key of every index:
     /// QuickJS lists indexes as tagged-integer atoms, which are skipped.
-    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Vec<Atom<'js>>> {
+    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Keys> {
         // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
         const ATOM_TAG_INT: u32 = 1 << 31;
         let raw_ctx = self.ctx.as_raw().as_ptr();
-        let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
-        let mut len: u32 = 0;
-        let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
-        // SAFETY: lists the own keys of a live object; on success `tab`
-        // holds `len` entries, freed below, once.
-        if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
-            return Err(quickjs::Error::Exception);
-        }
-        let entries: &[qjs::JSPropertyEnum] = if tab.is_null() {
-            &[]
-        } else {
-            // SAFETY: QuickJS returned `len` initialised entries at `tab`.
-            unsafe { std::slice::from_raw_parts(tab, len as usize) }
-        };
-        let mut props = Vec::new();
-        let mut failed = None;
-        for entry in entries.iter().filter(|e| e.atom & ATOM_TAG_INT == 0) {
-            // SAFETY: makes a new owned string value of a live atom.
-            let key = unsafe { Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(raw_ctx, entry.atom)) };
-            match key.as_string().map(|k| k.to_string()) {
-                // An index past the tagged range (not reachable under the
-                // message limit, checked all the same).
-                Some(Ok(k))
-                    if k.parse::<u32>()
-                        .is_ok_and(|i| i != u32::MAX && i.to_string() == k) => {}
-                _ => match Atom::from_value(self.ctx.clone(), &key) {
-                    Ok(atom) => props.push(atom),
-                    Err(e) => failed = Some(e),
-                },
+        own_keys(self.ctx, obj, |atom| {
+            if atom & ATOM_TAG_INT != 0 {
+                return false;
             }
-        }
-        // SAFETY: frees the table JS_GetOwnPropertyNames returned.
-        unsafe { qjs::JS_FreePropertyEnum(raw_ctx, tab, len) };
-        failed.map_or(Ok(props), Err)
+            // SAFETY: makes a new owned string value of a live atom.
+            let key = unsafe { Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(raw_ctx, atom)) };
+            // An index past the tagged range (not reachable under the
+            // message limit, checked all the same) is an element too.
+            !key.as_string().and_then(|k| k.to_string().ok()).is_some_and(|k| {
+                k.parse::<u32>()
+                    .is_ok_and(|i| i != u32::MAX && i.to_string() == k)
+            })
+        })
     }
 
     fn array_buffer(&mut self, obj: &Object<'js>) -> quickjs::Result<()> {

@@ -21,8 +21,11 @@ mod encode;
 pub use decode::decode;
 pub use encode::encode;
 
+use std::cell::RefCell;
+
 use javy::quickjs::{self, Array, Ctx, Exception, Function, Object, Persistent, Value, qjs};
 use miniworker_codec::{TooLarge, ViewKind};
+use rustc_hash::FxHashMap;
 
 /// The class ids the encoder tells apart, read once from exemplar objects.
 pub(crate) struct Classes {
@@ -42,6 +45,44 @@ pub(crate) struct Classes {
 pub(crate) struct State {
     helpers: Persistent<Object<'static>>,
     classes: Classes,
+    keys: RefCell<KeyCache>,
+}
+
+/// Property keys encoded before in this context, by atom: records of one
+/// shape repeat their keys message after message, and a cached key costs a
+/// lookup instead of a string made from the atom and converted to UTF-8.
+/// Each cached atom holds a reference, so its number cannot name another
+/// key while it is here.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    encoded: FxHashMap<qjs::JSAtom, Box<[u8]>>,
+}
+
+/// Keys cached per context at most (then the cache starts again), and the
+/// longest encoded key cached.
+const KEYS_CACHED: usize = 4096;
+const KEY_BYTES_CACHED: usize = 64;
+
+impl KeyCache {
+    pub(crate) fn get(&self, atom: qjs::JSAtom) -> Option<&[u8]> {
+        self.encoded.get(&atom).map(|b| &b[..])
+    }
+
+    /// Caches `encoded` as the bytes of `atom` (short keys only).
+    pub(crate) fn insert(&mut self, ctx: *mut qjs::JSContext, atom: qjs::JSAtom, encoded: &[u8]) {
+        if encoded.len() > KEY_BYTES_CACHED {
+            return;
+        }
+        if self.encoded.len() >= KEYS_CACHED {
+            for (atom, _) in self.encoded.drain() {
+                // SAFETY: gives back the reference the cache held, once.
+                unsafe { qjs::JS_FreeAtom(ctx, atom) };
+            }
+        }
+        // SAFETY: the cache takes its own reference to a live atom.
+        let atom = unsafe { qjs::JS_DupAtom(ctx, atom) };
+        self.encoded.insert(atom, encoded.into());
+    }
 }
 
 pub(crate) fn class_of(v: &Value<'_>) -> u32 {
@@ -93,6 +134,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
     let state = State {
         helpers: Persistent::save(ctx, helpers.clone()),
         classes,
+        keys: RefCell::default(),
     };
     for name in HELPERS {
         // A helper missing from js/codec.js fails here, when the context is
