@@ -4,25 +4,23 @@
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-use javy::quickjs::object::Property;
-use javy::quickjs::{self, Array, Atom, Ctx, Exception, Object, TypedArray, Value, qjs};
+use javy::quickjs::{self, Array, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
-use rustc_hash::FxHashMap;
 
-use super::{helper, with_state};
+use super::{OwnedAtom, helper, with_state};
 
 // ---- decoding ---------------------------------------------------------------------
 
 /// An open container being filled.
 enum Open<'js> {
     /// An object and the key of the property being read.
-    Object(Object<'js>, Option<Atom<'js>>),
+    Object(Object<'js>, Option<OwnedAtom>),
     /// An array, the index of its next element, its length (set at its
     /// end: elements defined in order keep QuickJS's fast array), and the
     /// key of the non-index property being read, after the elements.
-    Array(Object<'js>, u32, u64, Option<Atom<'js>>),
+    Array(Object<'js>, u32, u64, Option<OwnedAtom>),
     /// An Error and the key of its property being read (`errors`).
-    Error(Object<'js>, Option<Atom<'js>>),
+    Error(Object<'js>, Option<OwnedAtom>),
     /// A Map and the key of the entry being read.
     Map(Object<'js>, Option<Value<'js>>),
     Set(Object<'js>),
@@ -52,9 +50,6 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let mut tokens = Tokens::new(bytes).map_err(m)?;
         let mut nodes: Vec<Value<'js>> = Vec::new();
         let mut open: Vec<Open<'js>> = Vec::new();
-        // Object keys repeat (records of one shape): each becomes an atom once.
-        let mut keys: FxHashMap<&[u8], Atom<'js>> = FxHashMap::default();
-        let cache_keys = bytes.len() >= 512;
         let undefined = || Value::new_undefined(ctx.clone());
         while let Some(token) = tokens.next().map_err(m)? {
             // `None`: an array hole.
@@ -79,17 +74,20 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 ),
                 Token::Hole => None,
                 Token::Key(key) => {
+                    let raw = ctx.as_raw().as_ptr();
                     let atom = match key {
-                        Str::Utf8(k) if cache_keys => match keys.get(k.as_bytes()) {
-                            Some(atom) => atom.clone(),
-                            None => {
-                                let atom = Atom::from_str(ctx.clone(), k)?;
-                                keys.insert(k.as_bytes(), atom.clone());
-                                atom
+                        // Records of one shape repeat their keys: the context's cache.
+                        Str::Utf8(k) => state.keys.borrow_mut().atom(raw, k)?,
+                        Str::Utf16(_) => {
+                            let name = js_string(ctx, &helpers, key)?;
+                            // SAFETY: the atom of a live string: a new reference.
+                            let atom = unsafe { qjs::JS_ValueToAtom(raw, name.as_raw()) };
+                            if atom == qjs::JS_ATOM_NULL {
+                                return Err(quickjs::Error::Exception);
                             }
-                        },
-                        Str::Utf8(k) => Atom::from_str(ctx.clone(), k)?,
-                        Str::Utf16(_) => Atom::from_value(ctx.clone(), &js_string(ctx, &helpers, key)?)?,
+                            // SAFETY: takes over that reference.
+                            unsafe { OwnedAtom::take(raw, atom) }
+                        }
                     };
                     if let Some(Open::Object(_, slot) | Open::Array(.., slot) | Open::Error(_, slot)) =
                         open.last_mut()
@@ -203,24 +201,30 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 }
                 Some(Open::Array(arr, _, _, key @ Some(_))) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
-                        arr.prop(k, data_property(v))?;
+                        define(ctx, arr, Key::Atom(&k), &v, DATA)?;
                     }
                 }
                 Some(Open::Array(arr, i, _, None)) => {
                     if let Some(v) = item {
-                        arr.prop(*i, data_property(v))?;
+                        define(ctx, arr, Key::Index(*i), &v, DATA)?;
                     }
                     *i = i.wrapping_add(1);
                 }
                 Some(Open::Error(obj, key)) => {
                     // As the constructor makes them: not enumerable.
                     if let (Some(k), Some(v)) = (key.take(), item) {
-                        obj.prop(k, Property::from(v).writable().configurable())?;
+                        define(
+                            ctx,
+                            obj,
+                            Key::Atom(&k),
+                            &v,
+                            qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE,
+                        )?;
                     }
                 }
                 Some(Open::Object(obj, key)) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
-                        obj.prop(k, data_property(v))?;
+                        define(ctx, obj, Key::Atom(&k), &v, DATA)?;
                     }
                 }
                 Some(Open::Map(map, key)) => {
@@ -280,6 +284,38 @@ fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>
     Ok(unsafe { Value::from_raw(ctx.clone(), v) })
 }
 
-fn data_property(v: Value<'_>) -> Property<Value<'_>> {
-    Property::from(v).writable().enumerable().configurable()
+/// A data property as an object literal makes it.
+const DATA: u32 = qjs::JS_PROP_C_W_E;
+
+/// Where [`define`] puts a value.
+enum Key<'a> {
+    Atom(&'a OwnedAtom),
+    Index(u32),
+}
+
+/// Defines `obj[key] = v` as an own property with `flags` (never a setter,
+/// never the prototype for `__proto__`).
+fn define<'js>(
+    ctx: &Ctx<'js>,
+    obj: &Object<'js>,
+    key: Key<'_>,
+    v: &Value<'js>,
+    flags: u32,
+) -> quickjs::Result<()> {
+    let raw = ctx.as_raw().as_ptr();
+    let flags = (flags | qjs::JS_PROP_THROW) as std::ffi::c_int;
+    // SAFETY: defines a property of a live object; QuickJS takes the new
+    // reference to `v` made here, whatever the outcome.
+    let r = unsafe {
+        let v = qjs::JS_DupValue(raw, v.as_raw());
+        match key {
+            Key::Atom(atom) => qjs::JS_DefinePropertyValue(raw, obj.as_raw(), atom.raw(), v, flags),
+            Key::Index(i) => qjs::JS_DefinePropertyValueUint32(raw, obj.as_raw(), i, v, flags),
+        }
+    };
+    if r < 0 {
+        Err(quickjs::Error::Exception)
+    } else {
+        Ok(())
+    }
 }

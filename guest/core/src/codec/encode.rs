@@ -8,7 +8,7 @@ use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
-use super::{Classes, KeyCache, class_of, data_clone_error, fits, helper, too_large, with_state};
+use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
 
 // ---- encoding ---------------------------------------------------------------------
 
@@ -16,7 +16,7 @@ enum Frame<'js> {
     /// Own enumerable string-keyed properties (an object's, an array's
     /// non-index ones after its elements, an AggregateError's `errors`);
     /// END after them.
-    Props(Object<'js>, Keys, usize),
+    Props(Object<'js>, Vec<OwnedAtom>, usize),
     /// An array's elements (length-prefixed, no END).
     Elems(Object<'js>, u32, u32),
     /// A sparse array's elements from index `.4` on: its own indexes in
@@ -35,22 +35,6 @@ enum Next<'js> {
     Value(Value<'js>),
     Hole,
     Prop(qjs::JSAtom, Value<'js>),
-}
-
-/// Property keys the encoder holds (one reference to each atom), as
-/// QuickJS listed them; freed when the frame goes.
-struct Keys {
-    ctx: *mut qjs::JSContext,
-    atoms: Vec<qjs::JSAtom>,
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        for atom in &self.atoms {
-            // SAFETY: each atom holds one reference, given back once here.
-            unsafe { qjs::JS_FreeAtom(self.ctx, *atom) };
-        }
-    }
 }
 
 struct Encoder<'a, 'js> {
@@ -93,11 +77,11 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
         loop {
             let next = match enc.stack.last_mut() {
                 None => break,
-                Some(Frame::Props(obj, keys, i)) => match keys.atoms.get(*i) {
+                Some(Frame::Props(obj, keys, i)) => match keys.get(*i) {
                     None => Next::End,
-                    Some(&key) => {
+                    Some(key) => {
                         *i += 1;
-                        Next::Prop(key, get(ctx, obj, key)?)
+                        Next::Prop(key.raw(), get(ctx, obj, key.raw())?)
                     }
                 },
                 Some(Frame::Elems(obj, len, i)) => {
@@ -209,7 +193,7 @@ fn own_keys(
     ctx: &Ctx<'_>,
     obj: &Object<'_>,
     mut keep: impl FnMut(qjs::JSAtom) -> bool,
-) -> quickjs::Result<Keys> {
+) -> quickjs::Result<Vec<OwnedAtom>> {
     let raw_ctx = ctx.as_raw().as_ptr();
     let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
     let mut len: u32 = 0;
@@ -219,19 +203,16 @@ fn own_keys(
     if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
         return Err(quickjs::Error::Exception);
     }
-    let mut keys = Keys {
-        ctx: raw_ctx,
-        atoms: Vec::with_capacity(len as usize),
-    };
+    let mut keys = Vec::with_capacity(len as usize);
     if !tab.is_null() {
         // SAFETY: QuickJS returned `len` initialised entries at `tab`.
         let entries = unsafe { std::slice::from_raw_parts(tab, len as usize) };
         for entry in entries {
+            // SAFETY: takes over the entry's reference (given back when
+            // dropped, at once if `keep` refuses it).
+            let key = unsafe { OwnedAtom::take(raw_ctx, entry.atom) };
             if keep(entry.atom) {
-                keys.atoms.push(entry.atom);
-            } else {
-                // SAFETY: gives back the entry's reference, once.
-                unsafe { qjs::JS_FreeAtom(raw_ctx, entry.atom) };
+                keys.push(key);
             }
         }
         // SAFETY: every entry's reference moved to `keys` or was given
@@ -298,7 +279,7 @@ impl<'js> Encoder<'_, 'js> {
     /// encoded before (records of one shape repeat their keys, message
     /// after message), else from its string, and cached.
     fn key(&mut self, key: qjs::JSAtom) -> quickjs::Result<()> {
-        if let Some(bytes) = self.keys.borrow().get(key) {
+        if let Some(bytes) = self.keys.borrow().encoded(key) {
             return fits(self.ctx, self.w.bytes(bytes));
         }
         let raw_ctx = self.ctx.as_raw().as_ptr();
@@ -310,7 +291,7 @@ impl<'js> Encoder<'_, 'js> {
         let start = self.w.len();
         self.js_string(name)?;
         let encoded = self.w.written_since(start);
-        self.keys.borrow_mut().insert(raw_ctx, key, encoded);
+        self.keys.borrow_mut().insert_encoded(raw_ctx, key, encoded);
         Ok(())
     }
 
@@ -394,7 +375,7 @@ impl<'js> Encoder<'_, 'js> {
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
             let props = self.array_props(&obj)?;
-            let t = if props.atoms.is_empty() {
+            let t = if props.is_empty() {
                 tag::ARRAY
             } else {
                 tag::ARRAY_PROPS
@@ -402,7 +383,7 @@ impl<'js> Encoder<'_, 'js> {
             let r = self.w.tag(t).and_then(|_| self.w.varint(len as u64));
             fits(self.ctx, r)?;
             // Elements first, then the properties and END.
-            if !props.atoms.is_empty() {
+            if !props.is_empty() {
                 self.stack.push(Frame::Props(obj.clone(), props, 0));
             }
             self.stack.push(Frame::Elems(obj, len, 0));
@@ -468,14 +449,11 @@ impl<'js> Encoder<'_, 'js> {
             }
             if has_errors {
                 let raw_ctx = self.ctx.as_raw().as_ptr();
-                // SAFETY: makes (or finds) the atom of a constant name; the
-                // one reference it returns goes to `Keys`.
-                let errors = unsafe { qjs::JS_NewAtom(raw_ctx, c"errors".as_ptr()) };
-                let keys = Keys {
-                    ctx: raw_ctx,
-                    atoms: vec![errors],
-                };
-                self.stack.push(Frame::Props(obj, keys, 0));
+                // SAFETY: makes (or finds) the atom of a constant name; its
+                // one reference goes to the frame.
+                let errors =
+                    unsafe { OwnedAtom::take(raw_ctx, qjs::JS_NewAtom(raw_ctx, c"errors".as_ptr())) };
+                self.stack.push(Frame::Props(obj, vec![errors], 0));
             }
         } else {
             // Plain objects, class instances and anything else: own enumerable
@@ -490,7 +468,7 @@ impl<'js> Encoder<'_, 'js> {
     /// An array's own enumerable string-keyed properties that are not
     /// indexes (usually none), read without making a key of every index:
     /// QuickJS lists indexes as tagged-integer atoms, which are skipped.
-    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Keys> {
+    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Vec<OwnedAtom>> {
         // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
         const ATOM_TAG_INT: u32 = 1 << 31;
         let raw_ctx = self.ctx.as_raw().as_ptr();
