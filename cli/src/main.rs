@@ -221,10 +221,10 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Checks the flags, opens the project and creates the runtime.
 /// Contexts `miniworker run` reserves slots for ([`miniworker::HostCaps::pool`]).
 const RUN_POOL: usize = 8;
 
+/// Checks the flags, opens the project and creates the runtime.
 fn prepare(
     project: &std::path::Path,
     timeout: Option<f64>,

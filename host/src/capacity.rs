@@ -92,9 +92,8 @@ impl Drop for ContextSlot {
     }
 }
 
-/// The smallest of what the machine's mapping count, address space and
-/// memory allow, and which it is.
-/// The machine's capacity in contexts and the limit that sets it.
+/// The machine's capacity in contexts: the smallest of what its mapping
+/// count, address space and memory allow, and which it is.
 pub(crate) fn derived() -> (usize, &'static str) {
     let maps = read_number("/proc/sys/vm/max_map_count").unwrap_or(65_530) as usize;
     let by_maps = maps.saturating_sub(OTHER_MAPPINGS) / MAPPINGS_PER_CONTEXT;

@@ -217,12 +217,12 @@ impl HostCaps {
     /// (Wasmtime's pooling allocator) instead of mapping each context's
     /// memory when it starts: a worker starts about twice as fast (no
     /// `mmap`, and a slot used before takes no page faults: up to 2 MiB of an
-    /// ended context's memory stays resident in its slot, zeroed). The
-    /// price is paid up front: 4 GiB of address space per slot, reserved
-    /// (not memory). The count is also the runtime's capacity in contexts
-    /// (or [`HostCaps::contexts`], if lower); a runtime whose pool does not
-    /// fit the address space fails to start. `miniworker run` pools 8
-    /// contexts, `miniworker serve` two per session.
+    /// ended context's memory stays resident in its slot, reset to the
+    /// snapshot). The price is paid up front: 4 GiB of address space per
+    /// slot, reserved (not memory). The pool is never larger than the
+    /// capacity derived from the machine, and it is the runtime's capacity
+    /// in contexts (or [`HostCaps::contexts`], if lower). `miniworker run`
+    /// pools 8 contexts, `miniworker serve` two per session.
     pub fn pool(mut self, contexts: usize) -> HostCaps {
         self.pool = Some(contexts.max(1));
         self

@@ -34,7 +34,8 @@ pub fn config() -> Config {
 }
 
 /// Memory of an ended context's linear memory kept resident in its slot
-/// (zeroed or reset to the snapshot with `memset` instead of `madvise`), so
+/// (its written pages zeroed or copied back from the snapshot, instead of
+/// dropped with `madvise`), so
 /// the next context in the slot takes no page faults for it. An idle
 /// context's memory is about 1.4 MiB (docs/BENCHMARKS.md); at least that
 /// much must be kept. `miniworker-bench --section start`, two runs each:
