@@ -9,23 +9,27 @@
 //! Raw FFI (`qjs::`), and why: class ids (`JS_GetClassID`: rquickjs has no
 //! accessor, and class ids are what JavaScript cannot fake); a string's
 //! UTF-16 length and its UTF-8 bytes without a copy (`JS_GetLength`,
-//! `JS_ToCStringLen2`), an ArrayBuffer's bytes in place (`JS_GetArrayBuffer`),
-//! a Date from a time value (`JS_NewDate`), an object's identity
-//! (`JS_VALUE_GET_PTR`) and an array's non-index keys
-//! (`JS_GetOwnPropertyNames`, skipping index atoms unread): each has no
-//! rquickjs equivalent that avoids a JavaScript call or a copy per value.
+//! `JS_ToCStringLen2`), an ArrayBuffer's bytes in place (`JS_GetArrayBuffer`)
+//! and a new one copied once (`js_malloc`, `JS_NewArrayBuffer`), a Date from
+//! a time value (`JS_NewDate`), an object's identity (`JS_VALUE_GET_PTR`);
+//! and property keys as QuickJS's own atoms (`keys.rs`): listed with
+//! `JS_GetOwnPropertyNames` (an array's index atoms skipped unread), read
+//! with `JS_GetProperty`, defined with `JS_DefinePropertyValue`, and cached
+//! per context by atom. Each has no rquickjs equivalent that avoids a
+//! JavaScript call, a copy or a string per value.
 
 mod decode;
 mod encode;
+mod keys;
 
 pub use decode::decode;
 pub use encode::encode;
+pub(crate) use keys::{KeyCache, OwnedAtom};
 
 use std::cell::RefCell;
 
 use javy::quickjs::{self, Array, Ctx, Exception, Function, Object, Persistent, Value, qjs};
 use miniworker_codec::{TooLarge, ViewKind};
-use rustc_hash::FxHashMap;
 
 /// The class ids the encoder tells apart, read once from exemplar objects.
 pub(crate) struct Classes {
@@ -46,104 +50,6 @@ pub(crate) struct State {
     helpers: Persistent<Object<'static>>,
     classes: Classes,
     keys: RefCell<KeyCache>,
-}
-
-/// One reference to a QuickJS atom, given back when dropped.
-pub(crate) struct OwnedAtom {
-    ctx: *mut qjs::JSContext,
-    atom: qjs::JSAtom,
-}
-
-impl OwnedAtom {
-    /// Takes over a reference the caller holds to `atom`.
-    ///
-    /// # Safety
-    /// `atom` is a live atom of `ctx`'s runtime with a reference that the
-    /// caller gives to the new value; `ctx` outlives it.
-    pub(crate) unsafe fn take(ctx: *mut qjs::JSContext, atom: qjs::JSAtom) -> OwnedAtom {
-        OwnedAtom { ctx, atom }
-    }
-
-    pub(crate) fn raw(&self) -> qjs::JSAtom {
-        self.atom
-    }
-}
-
-impl Drop for OwnedAtom {
-    fn drop(&mut self) {
-        // SAFETY: this value holds one reference, given back once here.
-        unsafe { qjs::JS_FreeAtom(self.ctx, self.atom) };
-    }
-}
-
-/// Property keys encoded or decoded before in this context: records of one
-/// shape repeat their keys message after message, and a cached key costs a
-/// lookup instead of a string made from the atom and converted to UTF-8
-/// (encoding), or an atom looked up from its text (decoding). Each cached
-/// atom holds a reference, so its number cannot name another key while it
-/// is here.
-#[derive(Default)]
-pub(crate) struct KeyCache {
-    /// The encoder's side: a key's encoded bytes, by atom.
-    encoded: FxHashMap<qjs::JSAtom, Box<[u8]>>,
-    /// The decoder's side: a key's atom, by its UTF-8 text.
-    atoms: FxHashMap<Box<[u8]>, qjs::JSAtom>,
-}
-
-/// Keys cached per context and direction at most (then that side starts
-/// again), and the longest key cached, in bytes.
-const KEYS_CACHED: usize = 4096;
-const KEY_BYTES_CACHED: usize = 64;
-
-impl KeyCache {
-    pub(crate) fn encoded(&self, atom: qjs::JSAtom) -> Option<&[u8]> {
-        self.encoded.get(&atom).map(|b| &b[..])
-    }
-
-    /// Caches `encoded` as the bytes of `atom` (short keys only).
-    pub(crate) fn insert_encoded(&mut self, ctx: *mut qjs::JSContext, atom: qjs::JSAtom, encoded: &[u8]) {
-        if encoded.len() > KEY_BYTES_CACHED {
-            return;
-        }
-        if self.encoded.len() >= KEYS_CACHED {
-            give_back(ctx, self.encoded.drain().map(|(atom, _)| atom));
-        }
-        // SAFETY: the cache takes its own reference to a live atom.
-        let atom = unsafe { qjs::JS_DupAtom(ctx, atom) };
-        self.encoded.insert(atom, encoded.into());
-    }
-
-    /// The atom of the key `text`, a new reference (cached, or made and
-    /// cached when short).
-    pub(crate) fn atom(&mut self, ctx: *mut qjs::JSContext, text: &str) -> quickjs::Result<OwnedAtom> {
-        if let Some(&atom) = self.atoms.get(text.as_bytes()) {
-            // SAFETY: a new reference to an atom the cache keeps alive.
-            return Ok(unsafe { OwnedAtom::take(ctx, qjs::JS_DupAtom(ctx, atom)) });
-        }
-        // SAFETY: makes (or finds) the atom of `text`; a new reference.
-        let atom = unsafe { qjs::JS_NewAtomLen(ctx, text.as_ptr().cast(), text.len() as qjs::size_t) };
-        if atom == qjs::JS_ATOM_NULL {
-            return Err(quickjs::Error::Exception);
-        }
-        if text.len() <= KEY_BYTES_CACHED {
-            if self.atoms.len() >= KEYS_CACHED {
-                give_back(ctx, self.atoms.drain().map(|(_, atom)| atom));
-            }
-            // SAFETY: the cache takes its own reference to a live atom.
-            self.atoms
-                .insert(text.as_bytes().into(), unsafe { qjs::JS_DupAtom(ctx, atom) });
-        }
-        // SAFETY: hands the reference JS_NewAtomLen returned to the caller.
-        Ok(unsafe { OwnedAtom::take(ctx, atom) })
-    }
-}
-
-/// Gives back one reference to each of `atoms`.
-fn give_back(ctx: *mut qjs::JSContext, atoms: impl Iterator<Item = qjs::JSAtom>) {
-    for atom in atoms {
-        // SAFETY: the cache held one reference to each, given back once.
-        unsafe { qjs::JS_FreeAtom(ctx, atom) };
-    }
 }
 
 pub(crate) fn class_of(v: &Value<'_>) -> u32 {
