@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-use javy::quickjs::{self, Array, Ctx, Exception, Object, TypedArray, Value, qjs};
+use javy::quickjs::{self, Array, Ctx, Exception, Object, Persistent, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
 
 use super::{OwnedAtom, helper, with_state};
@@ -197,7 +197,12 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
             };
             match open.last_mut() {
                 None => {
-                    return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
+                    let root =
+                        item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"))?;
+                    if bytes.len() <= KEEP_SHAPES_BYTES {
+                        *state.last.borrow_mut() = Some(Persistent::save(ctx, root.clone()));
+                    }
+                    return Ok(root);
                 }
                 Some(Open::Array(arr, _, _, key @ Some(_))) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
@@ -283,6 +288,10 @@ fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>
     // SAFETY: JS_NewArrayBuffer returned a new owned value of this context.
     Ok(unsafe { Value::from_raw(ctx.clone(), v) })
 }
+
+/// The largest message whose decoded value the codec keeps until the next
+/// one (`State::last`).
+const KEEP_SHAPES_BYTES: usize = 16 << 10;
 
 /// A data property as an object literal makes it.
 const DATA: u32 = qjs::JS_PROP_C_W_E;

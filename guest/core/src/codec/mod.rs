@@ -50,6 +50,11 @@ pub(crate) struct State {
     helpers: Persistent<Object<'static>>,
     classes: Classes,
     keys: RefCell<KeyCache>,
+    /// The last small message decoded, kept until the next: its objects'
+    /// shapes (QuickJS's hidden classes) stay alive, so the next message of
+    /// the same shape finds them instead of building each one again (they
+    /// die with their last object, usually right after its turn).
+    last: RefCell<Option<Persistent<Value<'static>>>>,
 }
 
 pub(crate) fn class_of(v: &Value<'_>) -> u32 {
@@ -102,6 +107,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
         helpers: Persistent::save(ctx, helpers.clone()),
         classes,
         keys: RefCell::default(),
+        last: RefCell::default(),
     };
     for name in HELPERS {
         // A helper missing from js/codec.js fails here, when the context is
