@@ -20,6 +20,16 @@ fn messages_round_trip_through_a_worker() {
 }
 
 #[test]
+fn delivery_does_not_depend_on_what_project_code_replaced() {
+    // The worker replaces Function.prototype.call and .apply first.
+    let program = program("basic");
+    let worker = program.create_worker("workers/replaced-call.js").unwrap();
+    assert_eq!(next_message(&worker), json!("ready"));
+    worker.post_json(&json!(7)).unwrap();
+    assert_eq!(next_message(&worker), json!({ "got": 7 }));
+}
+
+#[test]
 fn thousands_of_messages_arrive_in_order_both_ways() {
     let program = program("basic");
     let worker = program.create_worker("workers/echo.js").unwrap();
