@@ -26,7 +26,10 @@ fn delivery_does_not_depend_on_what_project_code_replaced() {
     let worker = program.create_worker("workers/replaced-call.js").unwrap();
     assert_eq!(next_message(&worker), json!("ready"));
     worker.post_json(&json!(7)).unwrap();
-    assert_eq!(next_message(&worker), json!({ "got": 7 }));
+    assert_eq!(
+        next_message(&worker),
+        json!({ "got": 7, "timer": 3, "cloned": true })
+    );
 }
 
 #[test]

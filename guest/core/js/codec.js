@@ -4,6 +4,7 @@
 (function () {
   'use strict';
   const call = Function.prototype.call.bind(Function.prototype.call);
+  const apply = Reflect.apply;
   const getter = (proto, name) => Object.getOwnPropertyDescriptor(proto, name).get;
   const mapForEach = Map.prototype.forEach;
   const setForEach = Set.prototype.forEach;
@@ -103,7 +104,7 @@
     fromCodeUnits(units) {
       let s = '';
       for (let i = 0; i < units.length; i += 8192) {
-        s += fromCharCode.apply(null, units.subarray(i, i + 8192));
+        s += apply(fromCharCode, null, units.subarray(i, i + 8192));
       }
       return s;
     },

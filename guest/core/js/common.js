@@ -5,6 +5,12 @@
 (function (native) {
   'use strict';
   const global = globalThis;
+  // Built-ins saved before any project code runs: a project that replaces
+  // Function.prototype.call or .apply (or these) changes nothing here.
+  const apply = Reflect.apply;
+  const objectToString = Object.prototype.toString;
+  const arrayMap = Array.prototype.map;
+  const arrayJoin = Array.prototype.join;
 
   // Error.prepareStackTrace (a V8 extension QuickJS-ng has) would hand project
   // code each frame's function through CallSite.getFunction(), the preludes'
@@ -53,7 +59,7 @@
     const module = { exports: {}, id: filename, filename, loaded: false };
     modules.set(filename, { module });
     try {
-      fn.call(module.exports, module.exports, makeRequire(filename), module, filename, dirnameOf(filename));
+      apply(fn, module.exports, [module.exports, makeRequire(filename), module, filename, dirnameOf(filename)]);
     } catch (e) {
       modules.delete(filename);
       throw e;
@@ -112,7 +118,7 @@
       try {
         message = String(e);
       } catch (_) {
-        message = Object.prototype.toString.call(e);
+        message = apply(objectToString, e, []);
       }
     }
     return { message, stack, filename, lineno, name: e instanceof Error ? String(e.name) : '' };
@@ -173,7 +179,7 @@
     seen.push(v);
     try {
       if (Array.isArray(v)) {
-        return '[' + Array.prototype.map.call(v, (x) => inspect(x, depth + 1, seen)).join(',') + ']';
+        return '[' + apply(arrayMap, v, [(x) => inspect(x, depth + 1, seen)]).join(',') + ']';
       }
       if (v instanceof Map) {
         const parts = [];
@@ -186,7 +192,7 @@
         return 'Set(' + v.size + ') {' + parts.join(',') + '}';
       }
       if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
-        return v.constructor.name + '(' + v.length + ') [' + Array.prototype.join.call(v, ',') + ']';
+        return v.constructor.name + '(' + v.length + ') [' + apply(arrayJoin, v, [',']) + ']';
       }
       const parts = [];
       for (const key of Object.keys(v)) {
@@ -409,7 +415,7 @@
         timers.delete(id);
       }
       try {
-        timer.callback.apply(undefined, timer.args);
+        apply(timer.callback, undefined, timer.args);
       } catch (e) {
         reportError(e);
       }

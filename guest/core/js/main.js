@@ -2,6 +2,9 @@
 (function (native, common) {
   'use strict';
   const global = globalThis;
+  // Saved before any project code runs (see js/common.js).
+  const apply = Reflect.apply;
+  const hasOwn = Object.prototype.hasOwnProperty;
   const define = (name, value) =>
     Object.defineProperty(global, name, { value, writable: true, configurable: true });
 
@@ -25,7 +28,7 @@
   common.onUncaughtError(function (d, e) {
     if (app && typeof app.onError === 'function') {
       const text = e instanceof Error ? (d.name ? d.name + ': ' : '') + d.message + (d.stack ? '\n' + d.stack : '') : d.message;
-      app.onError.call(app, text);
+      apply(app.onError, app, [text]);
     }
   });
 
@@ -136,13 +139,13 @@
 
   const wx = new Proxy(wxTarget, {
     get(target, key) {
-      if (typeof key === 'symbol' || Object.prototype.hasOwnProperty.call(target, key)) return target[key];
+      if (typeof key === 'symbol' || apply(hasOwn, target, [key])) return target[key];
       return function unsupported() {
         throw new TypeError('wx.' + key + ' is not supported by this host');
       };
     },
     has(target, key) {
-      return Object.prototype.hasOwnProperty.call(target, key);
+      return apply(hasOwn, target, [key]);
     },
     set() {
       return false;
@@ -180,7 +183,7 @@
       callEach(rec.killed, { reason, message });
     },
     callApp(hook) {
-      if (app && typeof app[hook] === 'function') app[hook].call(app, LAUNCH_OPTIONS());
+      if (app && typeof app[hook] === 'function') apply(app[hook], app, [LAUNCH_OPTIONS()]);
     },
     listening() {
       return current !== null && current.message.length > 0;
