@@ -53,16 +53,10 @@ class AsyncMessages:
             if event["type"] == "message":
                 return event["data"]
 
-    def events(self, timeout=None):
-        """The events until (and with) the `exit` line."""
-        while True:
-            event = self.next_event(timeout)
-            if event is None:
-                return
+    async def events(self):
+        """The events until (and with) the `exit` line (`async for`)."""
+        while (event := await self.next_event()) is not None:
             yield event
-            if event["type"] == "exit":
-                self._ended(timeout)
-                return
 
 
 class Worker(Messages):

@@ -36,7 +36,7 @@ def test_the_asyncio_worker(miniworker, hello):
         await worker.post({"msg": "async"})
         reply = await worker.next_message()
         await worker.close()
-        while (await worker.next_event()) is not None:
+        async for _ in worker.events():
             pass
         return reply, worker.exit
 
@@ -60,10 +60,7 @@ def test_a_session_of_the_server(server, hello):
 def test_the_asyncio_session_runs_app_js(server, hello):
     async def main():
         session = await AsyncSession.open(server, hello, run=True, token=token())
-        lines = []
-        while (event := await session.next_event()) is not None:
-            lines.append(event)
-        return lines
+        return [event async for event in session.events()]
 
     lines = asyncio.run(main())
     assert [l["type"] for l in lines] == ["ready", "console", "console", "exit"]
