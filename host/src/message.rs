@@ -69,6 +69,11 @@ impl Encoded {
         &self.bytes
     }
 
+    /// The encoded bytes, moved out (a message handed to a guest).
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The decoded tree.
     pub fn decode(&self) -> Result<Message, MessageError> {
         Ok(Message::decode(&self.bytes)?)

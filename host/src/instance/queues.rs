@@ -260,7 +260,7 @@ impl State {
                     };
                     // With a listener, the messages of the same worker right
                     // behind it that became ready before the timer go too.
-                    let mut batch = vec![first.bytes().to_vec()];
+                    let mut batch = vec![first.into_bytes()];
                     while listening && batch.len() < MAIN_BATCH {
                         let next = self.to_main.front().filter(|n| {
                             n.id == q.id
@@ -275,7 +275,7 @@ impl State {
                             ..
                         }) = self.take_to_main(0)
                         {
-                            batch.push(m.bytes().to_vec());
+                            batch.push(m.into_bytes());
                         }
                     }
                     return Ok(MainJob::Messages(q.id, batch));

@@ -80,7 +80,7 @@ impl Instance {
                         break;
                     };
                     slot.inbox_bytes = slot.inbox_bytes.saturating_sub(len);
-                    batch.push(message.bytes().to_vec());
+                    batch.push(message.into_bytes());
                 }
                 return WorkerJob::Messages(batch);
             }
