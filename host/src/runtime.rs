@@ -38,9 +38,10 @@ pub struct HostStats {
     pub instance_cap: Option<usize>,
     /// Live contexts: runs' main threads and workers.
     pub contexts: usize,
-    /// The most contexts this host takes: [`HostCaps::contexts`], or what
-    /// the machine's limits allow (memory mappings, address space, memory),
-    /// known when the runtime starts. Past it, creation fails with
+    /// The most contexts this host takes: [`HostCaps::contexts`] or the
+    /// slots of [`HostCaps::pool`], or what the machine's limits allow
+    /// (memory mappings, address space, memory), known when the runtime
+    /// starts. Past it, creation fails with
     /// [`crate::Error::HostLimit`].
     pub context_capacity: usize,
     /// Which limit sets `context_capacity`: `"vm.max_map_count"`,
