@@ -4,17 +4,19 @@
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-use javy::quickjs::{self, Array, Ctx, Exception, Object, Persistent, TypedArray, Value, qjs};
+use javy::quickjs::{self, Array, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
 
+use super::shapes::Node;
 use super::{OwnedAtom, helper, with_state};
 
 // ---- decoding ---------------------------------------------------------------------
 
 /// An open container being filled.
 enum Open<'js> {
-    /// An object and the key of the property being read.
-    Object(Object<'js>, Option<OwnedAtom>),
+    /// An object, the key of the property being read, and its keys so far
+    /// in the trie of shapes (`None`: not followed).
+    Object(Object<'js>, Option<OwnedAtom>, Option<Node>),
     /// An array, the index of its next element, its length (set at its
     /// end: elements defined in order keep QuickJS's fast array), and the
     /// key of the non-index property being read, after the elements.
@@ -48,6 +50,8 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let helpers = state.helpers.clone().restore(ctx)?;
         let m = |e: DecodeError| malformed(ctx, e);
         let mut tokens = Tokens::new(bytes).map_err(m)?;
+        let raw = ctx.as_raw().as_ptr();
+        state.shapes.borrow_mut().make_room(raw);
         let mut nodes: Vec<Value<'js>> = Vec::new();
         let mut open: Vec<Open<'js>> = Vec::new();
         let undefined = || Value::new_undefined(ctx.clone());
@@ -74,7 +78,6 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 ),
                 Token::Hole => None,
                 Token::Key(key) => {
-                    let raw = ctx.as_raw().as_ptr();
                     let atom = match key {
                         // Records of one shape repeat their keys: the context's cache.
                         Str::Utf8(k) => state.keys.borrow_mut().atom(raw, k)?,
@@ -89,17 +92,23 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                             unsafe { OwnedAtom::take(raw, atom) }
                         }
                     };
-                    if let Some(Open::Object(_, slot) | Open::Array(.., slot) | Open::Error(_, slot)) =
-                        open.last_mut()
-                    {
-                        *slot = Some(atom);
+                    match open.last_mut() {
+                        Some(Open::Object(_, slot, node)) => {
+                            // Before the property is defined, so that its shape exists.
+                            if let Some(n) = *node {
+                                *node = state.shapes.borrow_mut().step(raw, n, atom.raw())?;
+                            }
+                            *slot = Some(atom);
+                        }
+                        Some(Open::Array(.., slot) | Open::Error(_, slot)) => *slot = Some(atom),
+                        _ => {}
                     }
                     continue;
                 }
                 Token::Object => {
                     let obj = Object::new(ctx.clone())?;
                     nodes.push(obj.clone().into_value());
-                    open.push(Open::Object(obj, None));
+                    open.push(Open::Object(obj, None, Some(Node::EMPTY)));
                     continue;
                 }
                 Token::Array(len) => {
@@ -125,7 +134,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                         arr.set("length", len as f64)?;
                         Some(arr.into_value())
                     }
-                    Some(Open::Object(o, _) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => {
+                    Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => {
                         Some(o.into_value())
                     }
                     None => None,
@@ -197,12 +206,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
             };
             match open.last_mut() {
                 None => {
-                    let root =
-                        item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"))?;
-                    if bytes.len() <= KEEP_SHAPES_BYTES {
-                        *state.last.borrow_mut() = Some(Persistent::save(ctx, root.clone()));
-                    }
-                    return Ok(root);
+                    return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
                 }
                 Some(Open::Array(arr, _, _, key @ Some(_))) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
@@ -227,7 +231,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                         )?;
                     }
                 }
-                Some(Open::Object(obj, key)) => {
+                Some(Open::Object(obj, key, _)) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
                         define(ctx, obj, Key::Atom(&k), &v, DATA)?;
                     }
@@ -288,10 +292,6 @@ fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>
     // SAFETY: JS_NewArrayBuffer returned a new owned value of this context.
     Ok(unsafe { Value::from_raw(ctx.clone(), v) })
 }
-
-/// The largest message whose decoded value the codec keeps until the next
-/// one (`State::last`).
-const KEEP_SHAPES_BYTES: usize = 16 << 10;
 
 /// A data property as an object literal makes it.
 const DATA: u32 = qjs::JS_PROP_C_W_E;

@@ -8,6 +8,7 @@ use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
+use super::shapes::Shapes;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
 
 // ---- encoding ---------------------------------------------------------------------
@@ -43,6 +44,8 @@ struct Encoder<'a, 'js> {
     classes: &'a Classes,
     /// The context's encoded keys (`super::KeyCache`).
     keys: &'a RefCell<KeyCache>,
+    /// The context's trie of shapes (`super::shapes`).
+    shapes: &'a RefCell<Shapes>,
     w: Writer,
     /// Object identity (QuickJS pointer) to reference index.
     seen: FxHashMap<usize, u64>,
@@ -64,6 +67,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             helpers: state.helpers.clone().restore(ctx)?,
             classes: &state.classes,
             keys: &state.keys,
+            shapes: &state.shapes,
             w: Writer::new(limit),
             seen: FxHashMap::default(),
             keep: Vec::new(),
@@ -73,6 +77,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
         if is_skipped(&value) {
             return Err(enc.refuse(&value));
         }
+        state.shapes.borrow_mut().make_room(ctx.as_raw().as_ptr());
         enc.value(value)?;
         loop {
             let next = match enc.stack.last_mut() {
@@ -459,6 +464,15 @@ impl<'js> Encoder<'_, 'js> {
             // Plain objects, class instances and anything else: own enumerable
             // string-keyed properties (getters are read; symbol keys skipped).
             let keys = own_keys(self.ctx, &obj, |_| true)?;
+            if class == c.object {
+                // The shapes of the records this context sends stay alive
+                // too: one built again for the next message, or a received
+                // one given another key and sent back, finds them.
+                let raw = self.ctx.as_raw().as_ptr();
+                self.shapes
+                    .borrow_mut()
+                    .follow(raw, keys.iter().map(OwnedAtom::raw))?;
+            }
             fits(self.ctx, self.w.tag(tag::OBJECT))?;
             self.stack.push(Frame::Props(obj, keys, 0));
         }

@@ -21,6 +21,7 @@
 mod decode;
 mod encode;
 mod keys;
+mod shapes;
 
 pub use decode::decode;
 pub use encode::encode;
@@ -33,6 +34,8 @@ use miniworker_codec::{TooLarge, ViewKind};
 
 /// The class ids the encoder tells apart, read once from exemplar objects.
 pub(crate) struct Classes {
+    /// A plain object's (`{}`, `new Object()`).
+    object: u32,
     array: u32,
     map: u32,
     set: u32,
@@ -50,11 +53,9 @@ pub(crate) struct State {
     helpers: Persistent<Object<'static>>,
     classes: Classes,
     keys: RefCell<KeyCache>,
-    /// The last small message decoded, kept until the next: its objects'
-    /// shapes (QuickJS's hidden classes) stay alive, so the next message of
-    /// the same shape finds them instead of building each one again (they
-    /// die with their last object, usually right after its turn).
-    last: RefCell<Option<Persistent<Value<'static>>>>,
+    /// The decoder's trie of key sequences and the skeletons that keep
+    /// their shapes alive between messages.
+    shapes: RefCell<shapes::Shapes>,
 }
 
 pub(crate) fn class_of(v: &Value<'_>) -> u32 {
@@ -93,6 +94,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
         }
     }
     let classes = Classes {
+        object: class_of(&Object::new(ctx.clone())?.into_value()),
         array: id("array")?,
         map: id("map")?,
         set: id("set")?,
@@ -107,7 +109,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
         helpers: Persistent::save(ctx, helpers.clone()),
         classes,
         keys: RefCell::default(),
-        last: RefCell::default(),
+        shapes: RefCell::default(),
     };
     for name in HELPERS {
         // A helper missing from js/codec.js fails here, when the context is
