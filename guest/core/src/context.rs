@@ -247,24 +247,46 @@ impl Context {
     where
         F: for<'js> FnOnce(&Ctx<'js>, &Object<'js>, &Object<'js>) -> quickjs::Result<()>,
     {
-        let mut macrotask = Some(macrotask);
-        self.turns(
-            &[()],
-            || {},
-            |ctx, common, role, _| match macrotask.take() {
-                Some(f) => f(ctx, common, role),
-                None => Ok(()),
-            },
-        )
+        self.with_preludes(|ctx, common, role| {
+            if let Err(e) = macrotask(ctx, common, role) {
+                self.report(ctx, e);
+            }
+            self.checkpoint(ctx);
+        })
     }
 
-    /// Runs one turn per item, in order: `macrotask` on it, then a microtask
-    /// checkpoint, with `between` called before each turn but the first. The
-    /// state for the host is read once, after the last.
-    pub fn turns<T, F>(&self, items: &[T], between: impl Fn(), mut macrotask: F) -> TurnState
+    /// Runs one turn per item, in order: `macrotask` on it with the role's
+    /// function `method` (looked up once), then a microtask checkpoint, with
+    /// `between` called before each turn but the first. The state for the
+    /// host is read once, after the last.
+    pub fn turns<T, F>(&self, items: &[T], between: impl Fn(), method: &str, mut macrotask: F) -> TurnState
     where
-        F: for<'js> FnMut(&Ctx<'js>, &Object<'js>, &Object<'js>, &T) -> quickjs::Result<()>,
+        F: for<'js> FnMut(&Ctx<'js>, &Function<'js>, &T) -> quickjs::Result<()>,
     {
+        self.with_preludes(|ctx, _, role| {
+            let function: Option<Function> = role.get(method).ok();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    between();
+                }
+                let done = match &function {
+                    Some(function) => macrotask(ctx, function, item),
+                    None => Err(quickjs::Exception::throw_internal(
+                        ctx,
+                        &format!("the prelude has no function {method}"),
+                    )),
+                };
+                if let Err(e) = done {
+                    self.report(ctx, e);
+                }
+                self.checkpoint(ctx);
+            }
+        })
+    }
+
+    /// Runs `body` with the preludes' objects (common, role), then reads the
+    /// state for the host.
+    fn with_preludes(&self, body: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>, &Object<'js>)) -> TurnState {
         self.runtime.context().with(|ctx| {
             let (common, role) = match (self.common.clone().restore(&ctx), self.role.clone().restore(&ctx)) {
                 (Ok(c), Ok(r)) => (c, r),
@@ -276,15 +298,7 @@ impl Context {
                     return TurnState::default();
                 }
             };
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    between();
-                }
-                if let Err(e) = macrotask(&ctx, &common, &role, item) {
-                    self.report(&ctx, e);
-                }
-                self.checkpoint(&ctx);
-            }
+            body(&ctx, &common, &role);
             let next: f64 = f(&ctx, &self.prelude.next_timer_ms)
                 .and_then(|f| f.call(()))
                 .unwrap_or(-1.0);

@@ -2,10 +2,14 @@
 //! QuickJS's C callbacks (module loader, rejection tracker): one value kept
 //! in the runtime's userdata (rquickjs `Ctx::store_userdata`), so every
 //! piece of it lives and dies with its context, and a callback that only
-//! gets a raw `JSContext` finds it from there.
+//! gets a raw `JSContext` finds it from there. A component instance holds
+//! one context, so the last context installed is remembered beside it
+//! ([`LAST`]): finding its state is a comparison, not rquickjs's lookup by
+//! type (a hash of the type id, several times per message).
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
+use std::ptr::null_mut;
 use std::time::Instant;
 
 use javy::quickjs::{self, Ctx, Function, JsLifetime, Persistent, qjs};
@@ -52,12 +56,27 @@ pub(crate) fn install(ctx: &Ctx<'_>, hooks: Hooks) -> quickjs::Result<()> {
         import_file: OnceCell::new(),
     };
     ctx.store_userdata(shared)
-        .map(drop)
-        .map_err(|_| quickjs::Exception::throw_internal(ctx, "the context's state is in use"))
+        .map_err(|_| quickjs::Exception::throw_internal(ctx, "the context's state is in use"))?;
+    if let Some(stored) = ctx.userdata::<Shared>() {
+        // The userdata is boxed and never removed: its address holds while
+        // the context lives.
+        LAST.set((ctx.as_raw().as_ptr(), &*stored as *const Shared));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The context installed last and its state.
+    static LAST: Cell<(*mut qjs::JSContext, *const Shared)> = const { Cell::new((null_mut(), std::ptr::null())) };
 }
 
 /// Runs `f` on `ctx`'s state; an internal error before [`install`].
 pub(crate) fn with<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Shared) -> quickjs::Result<R>) -> quickjs::Result<R> {
+    let (last_ctx, last) = LAST.get();
+    if last_ctx == ctx.as_raw().as_ptr() && !last.is_null() {
+        // SAFETY: the state of this live context (see `install`).
+        return f(unsafe { &*last });
+    }
     match ctx.userdata::<Shared>() {
         Some(shared) => f(&shared),
         None => Err(quickjs::Exception::throw_internal(

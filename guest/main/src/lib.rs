@@ -99,10 +99,8 @@ impl main_events::Guest for Component {
             cx.turns(
                 &batch,
                 miniworker::sandbox::context::begin_turn,
-                |ctx, _, role, data| {
-                    let deliver: Function = role.get("deliverMessage")?;
-                    deliver.call((id, codec::decode(ctx, data)?))
-                },
+                "deliverMessage",
+                |ctx, deliver, data| deliver.call((id, codec::decode(ctx, data)?)),
             )
         })
     }

@@ -37,10 +37,8 @@ impl exports::miniworker::sandbox::worker_events::Guest for Component {
             cx.turns(
                 &batch,
                 miniworker::sandbox::context::begin_turn,
-                |ctx, _, role, data| {
-                    let message = codec::decode(ctx, data)?;
-                    role.get::<_, Function>("deliverMessage")?.call((message,))
-                },
+                "deliverMessage",
+                |ctx, deliver, data| deliver.call((codec::decode(ctx, data)?,)),
             )
         })
     }

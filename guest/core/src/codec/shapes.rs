@@ -37,11 +37,14 @@ const DEPTH: u32 = 32;
 
 struct Entry {
     parent: Node,
-    /// The last key, with a reference held.
+    /// The last key, with a reference held (none for the empty object).
     atom: qjs::JSAtom,
     depth: u32,
     /// The skeleton (an owned reference), from the node's second visit.
     skeleton: Option<qjs::JSValue>,
+    /// The child stepped to last, and its key: records of one shape take
+    /// the same steps message after message, without a hash lookup.
+    last: Option<(qjs::JSAtom, Node)>,
 }
 
 /// The trie of one context; its atoms and skeletons live as long as the
@@ -49,7 +52,7 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Shapes {
     children: FxHashMap<(Node, qjs::JSAtom), Node>,
-    /// Every node but [`Node::EMPTY`], at its number minus one.
+    /// Every node, at its number ([`Node::EMPTY`] first, once made).
     entries: Vec<Entry>,
 }
 
@@ -59,42 +62,57 @@ impl Shapes {
         if self.entries.len() >= NODES {
             self.clear(ctx);
         }
+        if self.entries.is_empty() {
+            self.entries.push(Entry {
+                parent: Node::EMPTY,
+                atom: qjs::JS_ATOM_NULL,
+                depth: 0,
+                skeleton: None,
+                last: None,
+            });
+        }
     }
 
     /// The node of `node`'s keys followed by `atom`, its skeleton made on
     /// its second visit; `None` when the object is not followed (too many
     /// keys, or the trie is full). An error is QuickJS's (out of memory),
-    /// pending in `ctx`.
+    /// pending in `ctx`. Call [`Shapes::make_room`] first in each message.
     pub(crate) fn step(
         &mut self,
         ctx: *mut qjs::JSContext,
         node: Node,
         atom: qjs::JSAtom,
     ) -> quickjs::Result<Option<Node>> {
-        if let Some(&child) = self.children.get(&(node, atom)) {
-            if self.entry(child).skeleton.is_none() {
+        let Some(from) = self.entries.get(node.0 as usize) else {
+            return Ok(None);
+        };
+        let known = match from.last {
+            Some((key, child)) if key == atom => Some(child),
+            _ => self.children.get(&(node, atom)).copied(),
+        };
+        if let Some(child) = known {
+            self.entries[node.0 as usize].last = Some((atom, child));
+            if self.entries[child.0 as usize].skeleton.is_none() {
                 let skeleton = self.skeleton(ctx, child)?;
-                self.entries[child.0 as usize - 1].skeleton = Some(skeleton);
+                self.entries[child.0 as usize].skeleton = Some(skeleton);
             }
             return Ok(Some(child));
         }
-        let depth = if node == Node::EMPTY {
-            1
-        } else {
-            self.entry(node).depth + 1
-        };
+        let depth = from.depth + 1;
         if depth > DEPTH || self.entries.len() >= NODES {
             return Ok(None);
         }
-        let child = Node(self.entries.len() as u32 + 1);
+        let child = Node(self.entries.len() as u32);
         self.entries.push(Entry {
             parent: node,
             // SAFETY: the trie takes its own reference to a live atom.
             atom: unsafe { qjs::JS_DupAtom(ctx, atom) },
             depth,
             skeleton: None,
+            last: None,
         });
         self.children.insert((node, atom), child);
+        self.entries[node.0 as usize].last = Some((atom, child));
         Ok(Some(child))
     }
 
@@ -115,7 +133,7 @@ impl Shapes {
     }
 
     fn entry(&self, node: Node) -> &Entry {
-        &self.entries[node.0 as usize - 1]
+        &self.entries[node.0 as usize]
     }
 
     /// A new object with `node`'s keys, in order, defined as the decoder
@@ -151,7 +169,8 @@ impl Shapes {
 
     fn clear(&mut self, ctx: *mut qjs::JSContext) {
         self.children.clear();
-        for e in self.entries.drain(..) {
+        // The empty object's entry holds no reference.
+        for e in self.entries.drain(..).skip(1) {
             // SAFETY: each reference the trie held, given back once.
             unsafe {
                 if let Some(obj) = e.skeleton {
