@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-use javy::quickjs::{self, Array, Ctx, Exception, Object, TypedArray, Value, qjs};
+use javy::quickjs::{self, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
 
 use super::shapes::Node;
@@ -12,20 +12,96 @@ use super::{OwnedAtom, helper, with_state};
 
 // ---- decoding ---------------------------------------------------------------------
 
+/// An owned reference to a value of the context being decoded into. An
+/// rquickjs `Value` also holds a reference to its context, taken and given
+/// back (`JS_DupContext`, `JS_FreeContext`) for every value made: 4 % of the
+/// main thread's time in a throughput profile. The decoder's values live
+/// inside one call on one context, so they go without.
+struct Raw {
+    ctx: *mut qjs::JSContext,
+    v: qjs::JSValue,
+}
+
+impl Raw {
+    /// Takes over a value just returned by QuickJS (its exception marker
+    /// is the error QuickJS has made pending).
+    fn take(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> quickjs::Result<Raw> {
+        // SAFETY: reads the tag of a value.
+        if unsafe { qjs::JS_IsException(v) } {
+            return Err(quickjs::Error::Exception);
+        }
+        Ok(Raw { ctx, v })
+    }
+
+    /// A value that holds no reference (undefined, null, a boolean, a number).
+    fn plain(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> Raw {
+        Raw { ctx, v }
+    }
+
+    fn from_value(v: Value<'_>) -> Raw {
+        let ctx = v.ctx().as_raw().as_ptr();
+        // SAFETY: a new reference to a live value; `v` gives back its own.
+        Raw {
+            ctx,
+            v: unsafe { qjs::JS_DupValue(ctx, v.as_raw()) },
+        }
+    }
+
+    /// The value as rquickjs's, for a helper call.
+    fn value<'js>(&self, ctx: &Ctx<'js>) -> Value<'js> {
+        // SAFETY: a new reference to a live value of this context.
+        unsafe { Value::from_raw(ctx.clone(), qjs::JS_DupValue(self.ctx, self.v)) }
+    }
+
+    fn into_value<'js>(self, ctx: &Ctx<'js>) -> Value<'js> {
+        // SAFETY: this reference moves into the new `Value`.
+        unsafe { Value::from_raw(ctx.clone(), self.into_raw()) }
+    }
+
+    /// Gives up this reference to the caller.
+    fn into_raw(self) -> qjs::JSValue {
+        let v = self.v;
+        std::mem::forget(self);
+        v
+    }
+
+    fn is_undefined(&self) -> bool {
+        // SAFETY: reads the tag of a live value.
+        unsafe { qjs::JS_IsUndefined(self.v) }
+    }
+}
+
+impl Clone for Raw {
+    fn clone(&self) -> Raw {
+        // SAFETY: a new reference to a live value.
+        Raw {
+            ctx: self.ctx,
+            v: unsafe { qjs::JS_DupValue(self.ctx, self.v) },
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        // SAFETY: this value holds one reference, given back once here.
+        unsafe { qjs::JS_FreeValue(self.ctx, self.v) }
+    }
+}
+
 /// An open container being filled.
-enum Open<'js> {
+enum Open {
     /// An object, the key of the property being read, and its keys so far
     /// in the trie of shapes (`None`: not followed).
-    Object(Object<'js>, Option<OwnedAtom>, Option<Node>),
+    Object(Raw, Option<OwnedAtom>, Option<Node>),
     /// An array, the index of its next element, its length (set at its
     /// end: elements defined in order keep QuickJS's fast array), and the
     /// key of the non-index property being read, after the elements.
-    Array(Object<'js>, u32, u64, Option<OwnedAtom>),
+    Array(Raw, u32, u64, Option<OwnedAtom>),
     /// An Error and the key of its property being read (`errors`).
-    Error(Object<'js>, Option<OwnedAtom>),
+    Error(Raw, Option<OwnedAtom>),
     /// A Map and the key of the entry being read.
-    Map(Object<'js>, Option<Value<'js>>),
-    Set(Object<'js>),
+    Map(Raw, Option<Raw>),
+    Set(Raw),
 }
 
 fn malformed(ctx: &Ctx<'_>, e: DecodeError) -> quickjs::Error {
@@ -33,13 +109,30 @@ fn malformed(ctx: &Ctx<'_>, e: DecodeError) -> quickjs::Error {
 }
 
 /// A JavaScript string of exactly these code units.
-fn js_string<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, s: Str<'_>) -> quickjs::Result<Value<'js>> {
+fn js_string<'js>(ctx: &Ctx<'js>, helpers: &Object<'js>, s: Str<'_>) -> quickjs::Result<Raw> {
     match s {
-        Str::Utf8(s) => Ok(quickjs::String::from_str(ctx.clone(), s)?.into_value()),
+        Str::Utf8(s) => {
+            let raw = ctx.as_raw().as_ptr();
+            // SAFETY: a new string of this context from valid UTF-8.
+            Raw::take(raw, unsafe {
+                qjs::JS_NewStringLen(raw, s.as_ptr().cast(), s.len() as qjs::size_t)
+            })
+        }
         Str::Utf16(_) => {
             let array = TypedArray::<u16>::new(ctx.clone(), s.units().collect::<Vec<u16>>())?;
-            helper(helpers, "fromCodeUnits")?.call((array,))
+            Ok(Raw::from_value(helper(helpers, "fromCodeUnits")?.call((array,))?))
         }
+    }
+}
+
+/// A number as QuickJS keeps it: small integers as ints; -0 and fractions
+/// as floats.
+fn number(n: f64) -> qjs::JSValue {
+    let int = n as i32;
+    if miniworker_codec::is_int(n) && n == f64::from(int) {
+        qjs::JS_MKVAL(qjs::JS_TAG_INT, int)
+    } else {
+        qjs::JS_NewFloat64(n)
     }
 }
 
@@ -52,21 +145,20 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
         let mut tokens = Tokens::new(bytes).map_err(m)?;
         let raw = ctx.as_raw().as_ptr();
         state.shapes.borrow_mut().make_room(raw);
-        let mut nodes: Vec<Value<'js>> = Vec::new();
-        let mut open: Vec<Open<'js>> = Vec::new();
-        let undefined = || Value::new_undefined(ctx.clone());
+        let mut nodes: Vec<Raw> = Vec::new();
+        let mut open: Vec<Open> = Vec::new();
+        let undefined = || Raw::plain(raw, qjs::JS_UNDEFINED);
         while let Some(token) = tokens.next().map_err(m)? {
             // `None`: an array hole.
-            let item: Option<Value<'js>> = match token {
+            let item: Option<Raw> = match token {
                 Token::Undefined => Some(undefined()),
-                Token::Null => Some(Value::new_null(ctx.clone())),
-                Token::Bool(b) => Some(Value::new_bool(ctx.clone(), b)),
-                // -0 and fractions stay floats; QuickJS keeps small integers as ints.
-                Token::Number(n) if miniworker_codec::is_int(n) => Some(Value::new_number(ctx.clone(), n)),
-                Token::Number(n) => Some(Value::new_float(ctx.clone(), n)),
+                Token::Null => Some(Raw::plain(raw, qjs::JS_NULL)),
+                Token::Bool(b) => Some(Raw::plain(raw, qjs::JS_MKVAL(qjs::JS_TAG_BOOL, i32::from(b)))),
+                Token::Number(n) => Some(Raw::plain(raw, number(n))),
                 Token::BigInt { negative, magnitude } => {
                     let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
-                    Some(helper(&helpers, "makeBigInt")?.call((negative, hex))?)
+                    let v: Value = helper(&helpers, "makeBigInt")?.call((negative, hex))?;
+                    Some(Raw::from_value(v))
                 }
                 Token::String(s) => Some(js_string(ctx, &helpers, s)?),
                 Token::Ref(i) => Some(
@@ -84,7 +176,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                         Str::Utf16(_) => {
                             let name = js_string(ctx, &helpers, key)?;
                             // SAFETY: the atom of a live string: a new reference.
-                            let atom = unsafe { qjs::JS_ValueToAtom(raw, name.as_raw()) };
+                            let atom = unsafe { qjs::JS_ValueToAtom(raw, name.v) };
                             if atom == qjs::JS_ATOM_NULL {
                                 return Err(quickjs::Error::Exception);
                             }
@@ -106,22 +198,24 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     continue;
                 }
                 Token::Object => {
-                    let obj = Object::new(ctx.clone())?;
-                    nodes.push(obj.clone().into_value());
+                    // SAFETY: a new object of this context.
+                    let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
+                    nodes.push(obj.clone());
                     open.push(Open::Object(obj, None, Some(Node::EMPTY)));
                     continue;
                 }
                 Token::Array(len) => {
-                    let arr = Array::new(ctx.clone())?.into_object();
-                    nodes.push(arr.clone().into_value());
+                    // SAFETY: a new array of this context.
+                    let arr = Raw::take(raw, unsafe { qjs::JS_NewArray(raw) })?;
+                    nodes.push(arr.clone());
                     open.push(Open::Array(arr, 0, len, None));
                     continue;
                 }
                 Token::Map | Token::Set => {
                     let is_map = matches!(token, Token::Map);
-                    let obj: Object =
-                        helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
-                    nodes.push(obj.clone().into_value());
+                    let obj: Value = helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
+                    let obj = Raw::from_value(obj);
+                    nodes.push(obj.clone());
                     open.push(if is_map {
                         Open::Map(obj, None)
                     } else {
@@ -131,30 +225,31 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                 }
                 Token::End => match open.pop() {
                     Some(Open::Array(arr, _, len, _)) => {
-                        arr.set("length", len as f64)?;
-                        Some(arr.into_value())
+                        arr.value(ctx)
+                            .into_object()
+                            .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
+                            .set("length", len as f64)?;
+                        Some(arr)
                     }
-                    Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => {
-                        Some(o.into_value())
-                    }
+                    Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => Some(o),
                     None => None,
                 },
                 Token::Date(time) => {
-                    // SAFETY: JS_NewDate returns a new owned value of this context.
-                    let v =
-                        unsafe { Value::from_raw(ctx.clone(), qjs::JS_NewDate(ctx.as_raw().as_ptr(), time)) };
+                    // SAFETY: a new Date of this context.
+                    let v = Raw::take(raw, unsafe { qjs::JS_NewDate(raw, time) })?;
                     nodes.push(v.clone());
                     Some(v)
                 }
                 Token::RegExp { source, flags } => {
-                    let source = js_string(ctx, &helpers, source)?;
-                    let flags = js_string(ctx, &helpers, flags)?;
+                    let source = js_string(ctx, &helpers, source)?.into_value(ctx);
+                    let flags = js_string(ctx, &helpers, flags)?.into_value(ctx);
                     let v: Value = helper(&helpers, "makeRegExp")?.call((source, flags))?;
+                    let v = Raw::from_value(v);
                     nodes.push(v.clone());
                     Some(v)
                 }
                 Token::ArrayBuffer(b) => {
-                    let v = array_buffer(ctx, b)?;
+                    let v = array_buffer(raw, b)?;
                     nodes.push(v.clone());
                     Some(v)
                 }
@@ -168,7 +263,7 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     nodes.push(undefined());
                     let buffer = match buffer {
                         ViewBuffer::Inline(b) => {
-                            let v = array_buffer(ctx, b)?;
+                            let v = array_buffer(raw, b)?;
                             nodes.push(v.clone());
                             v
                         }
@@ -176,10 +271,11 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     };
                     let v: Value = helper(&helpers, "makeView")?.call((
                         kind.name(),
-                        buffer,
+                        buffer.into_value(ctx),
                         offset as f64,
                         length as f64,
                     ))?;
+                    let v = Raw::from_value(v);
                     nodes[me] = v.clone();
                     Some(v)
                 }
@@ -189,16 +285,20 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     stack,
                     props,
                 } => {
-                    let name = js_string(ctx, &helpers, name)?;
-                    let message = js_string(ctx, &helpers, message)?;
-                    let stack = stack.map(|s| js_string(ctx, &helpers, s)).transpose()?;
+                    let name = js_string(ctx, &helpers, name)?.into_value(ctx);
+                    let message = js_string(ctx, &helpers, message)?.into_value(ctx);
+                    let stack = match stack {
+                        Some(s) => Some(js_string(ctx, &helpers, s)?.into_value(ctx)),
+                        None => None,
+                    };
                     let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
+                    if !v.is_object() {
+                        return Err(Exception::throw_internal(ctx, "makeError"));
+                    }
+                    let v = Raw::from_value(v);
                     nodes.push(v.clone());
                     if props {
-                        let obj = v
-                            .into_object()
-                            .ok_or_else(|| Exception::throw_internal(ctx, "makeError"))?;
-                        open.push(Open::Error(obj, None));
+                        open.push(Open::Error(v, None));
                         continue;
                     }
                     Some(v)
@@ -206,16 +306,18 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
             };
             match open.last_mut() {
                 None => {
-                    return item.ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
+                    return item
+                        .map(|v| v.into_value(ctx))
+                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
                 }
                 Some(Open::Array(arr, _, _, key @ Some(_))) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
-                        define(ctx, arr, Key::Atom(&k), &v, DATA)?;
+                        define(arr, Key::Atom(&k), v, DATA)?;
                     }
                 }
                 Some(Open::Array(arr, i, _, None)) => {
                     if let Some(v) = item {
-                        define(ctx, arr, Key::Index(*i), &v, DATA)?;
+                        define(arr, Key::Index(*i), v, DATA)?;
                     }
                     *i = i.wrapping_add(1);
                 }
@@ -223,29 +325,32 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
                     // As the constructor makes them: not enumerable.
                     if let (Some(k), Some(v)) = (key.take(), item) {
                         define(
-                            ctx,
                             obj,
                             Key::Atom(&k),
-                            &v,
+                            v,
                             qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE,
                         )?;
                     }
                 }
                 Some(Open::Object(obj, key, _)) => {
                     if let (Some(k), Some(v)) = (key.take(), item) {
-                        define(ctx, obj, Key::Atom(&k), &v, DATA)?;
+                        define(obj, Key::Atom(&k), v, DATA)?;
                     }
                 }
                 Some(Open::Map(map, key)) => {
                     let v = item.unwrap_or_else(undefined);
                     match key.take() {
                         None => *key = Some(v),
-                        Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((map.clone(), k, v))?,
+                        Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((
+                            map.value(ctx),
+                            k.into_value(ctx),
+                            v.into_value(ctx),
+                        ))?,
                     }
                 }
                 Some(Open::Set(set)) => {
                     let v = item.unwrap_or_else(undefined);
-                    helper(&helpers, "setAdd")?.call::<_, ()>((set.clone(), v))?;
+                    helper(&helpers, "setAdd")?.call::<_, ()>((set.value(ctx), v.into_value(ctx)))?;
                 }
             }
         }
@@ -257,12 +362,11 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
 /// (`JS_NewArrayBufferCopy`) zeroes its allocation before copying into it,
 /// a second pass over every byte; this allocates with QuickJS's allocator
 /// (so its memory accounting sees the bytes) and copies once.
-fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
+fn array_buffer(raw: *mut qjs::JSContext, bytes: &[u8]) -> quickjs::Result<Raw> {
     unsafe extern "C" fn free(rt: *mut qjs::JSRuntime, _opaque: *mut c_void, ptr: *mut c_void) {
         // SAFETY: `ptr` came from js_malloc of a context of this runtime.
         unsafe { qjs::js_free_rt(rt, ptr) }
     }
-    let raw = ctx.as_raw().as_ptr();
     // SAFETY: allocates in this context's runtime; null (out of memory) has
     // thrown already.
     let data = unsafe { qjs::js_malloc(raw, bytes.len().max(1) as qjs::size_t) }.cast::<u8>();
@@ -289,8 +393,8 @@ fn array_buffer<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>
         unsafe { qjs::js_free(raw, data.cast()) };
         return Err(quickjs::Error::Exception);
     }
-    // SAFETY: JS_NewArrayBuffer returned a new owned value of this context.
-    Ok(unsafe { Value::from_raw(ctx.clone(), v) })
+    // JS_NewArrayBuffer returned a new owned value of this context.
+    Ok(Raw { ctx: raw, v })
 }
 
 /// A data property as an object literal makes it.
@@ -304,22 +408,15 @@ enum Key<'a> {
 
 /// Defines `obj[key] = v` as an own property with `flags` (never a setter,
 /// never the prototype for `__proto__`).
-fn define<'js>(
-    ctx: &Ctx<'js>,
-    obj: &Object<'js>,
-    key: Key<'_>,
-    v: &Value<'js>,
-    flags: u32,
-) -> quickjs::Result<()> {
-    let raw = ctx.as_raw().as_ptr();
+fn define(obj: &Raw, key: Key<'_>, v: Raw, flags: u32) -> quickjs::Result<()> {
     let flags = (flags | qjs::JS_PROP_THROW) as std::ffi::c_int;
-    // SAFETY: defines a property of a live object; QuickJS takes the new
-    // reference to `v` made here, whatever the outcome.
+    let (ctx, v) = (obj.ctx, v.into_raw());
+    // SAFETY: defines a property of a live object; QuickJS takes the
+    // reference to `v`, whatever the outcome.
     let r = unsafe {
-        let v = qjs::JS_DupValue(raw, v.as_raw());
         match key {
-            Key::Atom(atom) => qjs::JS_DefinePropertyValue(raw, obj.as_raw(), atom.raw(), v, flags),
-            Key::Index(i) => qjs::JS_DefinePropertyValueUint32(raw, obj.as_raw(), i, v, flags),
+            Key::Atom(atom) => qjs::JS_DefinePropertyValue(ctx, obj.v, atom.raw(), v, flags),
+            Key::Index(i) => qjs::JS_DefinePropertyValueUint32(ctx, obj.v, i, v, flags),
         }
     };
     if r < 0 {

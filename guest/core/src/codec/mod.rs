@@ -15,8 +15,10 @@
 //! and property keys as QuickJS's own atoms (`keys.rs`): listed with
 //! `JS_GetOwnPropertyNames` (an array's index atoms skipped unread), read
 //! with `JS_GetProperty`, defined with `JS_DefinePropertyValue`, and cached
-//! per context by atom. Each has no rquickjs equivalent that avoids a
-//! JavaScript call, a copy or a string per value.
+//! per context by atom; and the decoder's values as plain owned
+//! references (`decode.rs` `Raw`), without the reference to the context
+//! each rquickjs value takes. Each has no rquickjs equivalent that avoids
+//! a JavaScript call, a copy, a string or a context reference per value.
 
 mod decode;
 mod encode;
