@@ -215,6 +215,14 @@ impl Writer {
         Writer { buf, limit }
     }
 
+    /// [`Writer::new`] writing into `buf` (emptied first), so that a caller
+    /// encoding message after message can keep one buffer.
+    pub fn reuse(mut buf: Vec<u8>, limit: usize) -> Writer {
+        buf.clear();
+        buf.push(VERSION);
+        Writer { buf, limit }
+    }
+
     /// The bytes written since position `start` (a [`Writer::len`] taken earlier).
     pub fn written_since(&self, start: usize) -> &[u8] {
         self.buf.get(start..).unwrap_or(&[])
@@ -556,6 +564,17 @@ mod tests {
         let mut w = Writer::new(10);
         assert_eq!(w.string("0123456789abc"), Err(TooLarge { limit: 10 }));
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn a_reused_buffer_starts_a_fresh_message_under_its_own_limit() {
+        let mut first = Writer::new(usize::MAX);
+        first.string("an earlier, longer message").unwrap();
+        let mut w = Writer::reuse(first.finish(), 4);
+        w.varint(300).unwrap();
+        assert_eq!(w.finish(), [VERSION, 0xac, 0x02]);
+        let mut w = Writer::reuse(Vec::new(), 4);
+        assert_eq!(w.string("abcd"), Err(TooLarge { limit: 4 }));
     }
 
     #[test]

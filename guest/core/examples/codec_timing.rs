@@ -77,14 +77,14 @@ fn main() {
             let json: String = stringify.call((value.clone(),))?;
             let mut encoded = 0;
             let codec = time(n, || {
-                let bytes = codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE)?;
-                codec::decode(ctx, &bytes)?;
-                encoded = bytes.len();
-                Ok(())
+                codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE, |bytes| {
+                    codec::decode(ctx, bytes)?;
+                    encoded = bytes.len();
+                    Ok(())
+                })
             })?;
             let encode_only = time(n, || {
-                codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE)?;
-                Ok(())
+                codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE, |_| Ok(()))
             })?;
             // The same copy through JSON text, for scale (JSON loses types).
             let via_json = time(n, || {

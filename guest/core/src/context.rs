@@ -462,8 +462,9 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, value: Value<'js>| -> quickjs::Result<Value<'js>> {
-                let bytes = crate::codec::encode(&ctx, value, max_message(&ctx))?;
-                crate::codec::decode(&ctx, &bytes)
+                crate::codec::encode(&ctx, value, max_message(&ctx), |bytes| {
+                    crate::codec::decode(&ctx, bytes)
+                })
             },
         )?,
     )?;

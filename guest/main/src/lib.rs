@@ -31,8 +31,9 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, id: u32, value: Value<'js>| -> Result<()> {
-                let data = codec::encode(&ctx, value, miniworker_guest::max_message(&ctx))?;
-                main_host::post_to_worker(id, &data).map_err(|e| throw_error(&ctx, &e))
+                codec::encode(&ctx, value, miniworker_guest::max_message(&ctx), |data| {
+                    main_host::post_to_worker(id, data).map_err(|e| throw_error(&ctx, &e))
+                })
             },
         )?,
     )?;

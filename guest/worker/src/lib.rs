@@ -23,8 +23,9 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     natives.set(
         "postMessage",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| -> Result<()> {
-            let data = codec::encode(&ctx, value, miniworker_guest::max_message(&ctx))?;
-            worker_host::post_message(&data).map_err(|e| throw_error(&ctx, &e))
+            codec::encode(&ctx, value, miniworker_guest::max_message(&ctx), |data| {
+                worker_host::post_message(data).map_err(|e| throw_error(&ctx, &e))
+            })
         })?,
     )?;
     natives.set("testKill", Function::new(ctx.clone(), worker_host::test_kill)?)?;

@@ -136,226 +136,252 @@ fn number(n: f64) -> qjs::JSValue {
     }
 }
 
+/// The decoder's two stacks, kept empty between messages for their room
+/// (two allocations fewer per message).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Every object made so far, for references to it.
+    nodes: Vec<Raw>,
+    open: Vec<Open>,
+}
+
+/// Stacks that grew past this many entries are not kept.
+const SCRATCH_KEPT: usize = 1024;
+
 /// Decodes a message into a fresh value. Iterative; the structure is read
 /// by the codec crate's [`Tokens`], which checks it.
 pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
     with_state(ctx, |state| {
-        let helpers = state.helpers.clone().restore(ctx)?;
-        let m = |e: DecodeError| malformed(ctx, e);
-        let mut tokens = Tokens::new(bytes).map_err(m)?;
-        let raw = ctx.as_raw().as_ptr();
-        state.shapes.borrow_mut().make_room(raw);
-        let mut nodes: Vec<Raw> = Vec::new();
-        let mut open: Vec<Open> = Vec::new();
-        let undefined = || Raw::plain(raw, qjs::JS_UNDEFINED);
-        while let Some(token) = tokens.next().map_err(m)? {
-            // `None`: an array hole.
-            let item: Option<Raw> = match token {
-                Token::Undefined => Some(undefined()),
-                Token::Null => Some(Raw::plain(raw, qjs::JS_NULL)),
-                Token::Bool(b) => Some(Raw::plain(raw, qjs::JS_MKVAL(qjs::JS_TAG_BOOL, i32::from(b)))),
-                Token::Number(n) => Some(Raw::plain(raw, number(n))),
-                Token::BigInt { negative, magnitude } => {
-                    let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
-                    let v: Value = helper(&helpers, "makeBigInt")?.call((negative, hex))?;
-                    Some(Raw::from_value(v))
-                }
-                Token::String(s) => Some(js_string(ctx, &helpers, s)?),
-                Token::Ref(i) => Some(
-                    nodes
-                        .get(i as usize)
-                        .filter(|v| !v.is_undefined())
-                        .cloned()
-                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
-                ),
-                Token::Hole => None,
-                Token::Key(key) => {
-                    let atom = match key {
-                        // Records of one shape repeat their keys: the context's cache.
-                        Str::Utf8(k) => state.keys.borrow_mut().atom(raw, k)?,
-                        Str::Utf16(_) => {
-                            let name = js_string(ctx, &helpers, key)?;
-                            // SAFETY: the atom of a live string: a new reference.
-                            let atom = unsafe { qjs::JS_ValueToAtom(raw, name.v) };
-                            if atom == qjs::JS_ATOM_NULL {
-                                return Err(quickjs::Error::Exception);
-                            }
-                            // SAFETY: takes over that reference.
-                            unsafe { OwnedAtom::take(raw, atom) }
+        let mut scratch = state.decoding.take();
+        let decoded = decode_with(ctx, state, bytes, &mut scratch);
+        if scratch.nodes.capacity() <= SCRATCH_KEPT && scratch.open.capacity() <= SCRATCH_KEPT {
+            scratch.nodes.clear();
+            scratch.open.clear();
+            state.decoding.replace(scratch);
+        }
+        decoded
+    })
+}
+
+fn decode_with<'js>(
+    ctx: &Ctx<'js>,
+    state: &super::State,
+    bytes: &[u8],
+    Scratch { nodes, open }: &mut Scratch,
+) -> quickjs::Result<Value<'js>> {
+    let helpers = state.helpers.clone().restore(ctx)?;
+    let m = |e: DecodeError| malformed(ctx, e);
+    let mut tokens = Tokens::new(bytes).map_err(m)?;
+    let raw = ctx.as_raw().as_ptr();
+    state.shapes.borrow_mut().make_room(raw);
+    let undefined = || Raw::plain(raw, qjs::JS_UNDEFINED);
+    while let Some(token) = tokens.next().map_err(m)? {
+        // `None`: an array hole.
+        let item: Option<Raw> = match token {
+            Token::Undefined => Some(undefined()),
+            Token::Null => Some(Raw::plain(raw, qjs::JS_NULL)),
+            Token::Bool(b) => Some(Raw::plain(raw, qjs::JS_MKVAL(qjs::JS_TAG_BOOL, i32::from(b)))),
+            Token::Number(n) => Some(Raw::plain(raw, number(n))),
+            Token::BigInt { negative, magnitude } => {
+                let hex: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
+                let v: Value = helper(&helpers, "makeBigInt")?.call((negative, hex))?;
+                Some(Raw::from_value(v))
+            }
+            Token::String(s) => Some(js_string(ctx, &helpers, s)?),
+            Token::Ref(i) => Some(
+                nodes
+                    .get(i as usize)
+                    .filter(|v| !v.is_undefined())
+                    .cloned()
+                    .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
+            ),
+            Token::Hole => None,
+            Token::Key(key) => {
+                let atom = match key {
+                    // Records of one shape repeat their keys: the context's cache.
+                    Str::Utf8(k) => state.keys.borrow_mut().atom(raw, k)?,
+                    Str::Utf16(_) => {
+                        let name = js_string(ctx, &helpers, key)?;
+                        // SAFETY: the atom of a live string: a new reference.
+                        let atom = unsafe { qjs::JS_ValueToAtom(raw, name.v) };
+                        if atom == qjs::JS_ATOM_NULL {
+                            return Err(quickjs::Error::Exception);
                         }
-                    };
-                    match open.last_mut() {
-                        Some(Open::Object(_, slot, node)) => {
-                            // Before the property is defined, so that its shape exists.
-                            if let Some(n) = *node {
-                                *node = state.shapes.borrow_mut().step(raw, n, atom.raw())?;
-                            }
-                            *slot = Some(atom);
+                        // SAFETY: takes over that reference.
+                        unsafe { OwnedAtom::take(raw, atom) }
+                    }
+                };
+                match open.last_mut() {
+                    Some(Open::Object(_, slot, node)) => {
+                        // Before the property is defined, so that its shape exists.
+                        if let Some(n) = *node {
+                            *node = state.shapes.borrow_mut().step(raw, n, atom.raw())?;
                         }
-                        Some(Open::Array(.., slot) | Open::Error(_, slot)) => *slot = Some(atom),
-                        _ => {}
+                        *slot = Some(atom);
                     }
-                    continue;
+                    Some(Open::Array(.., slot) | Open::Error(_, slot)) => *slot = Some(atom),
+                    _ => {}
                 }
-                Token::Object => {
-                    // SAFETY: a new object of this context.
-                    let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
-                    nodes.push(obj.clone());
-                    open.push(Open::Object(obj, None, Some(Node::EMPTY)));
-                    continue;
+                continue;
+            }
+            Token::Object => {
+                // SAFETY: a new object of this context.
+                let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
+                nodes.push(obj.clone());
+                open.push(Open::Object(obj, None, Some(Node::EMPTY)));
+                continue;
+            }
+            Token::Array(len) => {
+                // SAFETY: a new array of this context.
+                let arr = Raw::take(raw, unsafe { qjs::JS_NewArray(raw) })?;
+                nodes.push(arr.clone());
+                open.push(Open::Array(arr, 0, len, None));
+                continue;
+            }
+            Token::Map | Token::Set => {
+                let is_map = matches!(token, Token::Map);
+                let obj: Value = helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
+                let obj = Raw::from_value(obj);
+                nodes.push(obj.clone());
+                open.push(if is_map {
+                    Open::Map(obj, None)
+                } else {
+                    Open::Set(obj)
+                });
+                continue;
+            }
+            Token::End => match open.pop() {
+                Some(Open::Array(arr, _, len, _)) => {
+                    arr.value(ctx)
+                        .into_object()
+                        .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
+                        .set("length", len as f64)?;
+                    Some(arr)
                 }
-                Token::Array(len) => {
-                    // SAFETY: a new array of this context.
-                    let arr = Raw::take(raw, unsafe { qjs::JS_NewArray(raw) })?;
-                    nodes.push(arr.clone());
-                    open.push(Open::Array(arr, 0, len, None));
-                    continue;
-                }
-                Token::Map | Token::Set => {
-                    let is_map = matches!(token, Token::Map);
-                    let obj: Value = helper(&helpers, if is_map { "makeMap" } else { "makeSet" })?.call(())?;
-                    let obj = Raw::from_value(obj);
-                    nodes.push(obj.clone());
-                    open.push(if is_map {
-                        Open::Map(obj, None)
-                    } else {
-                        Open::Set(obj)
-                    });
-                    continue;
-                }
-                Token::End => match open.pop() {
-                    Some(Open::Array(arr, _, len, _)) => {
-                        arr.value(ctx)
-                            .into_object()
-                            .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
-                            .set("length", len as f64)?;
-                        Some(arr)
+                Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => Some(o),
+                None => None,
+            },
+            Token::Date(time) => {
+                // SAFETY: a new Date of this context.
+                let v = Raw::take(raw, unsafe { qjs::JS_NewDate(raw, time) })?;
+                nodes.push(v.clone());
+                Some(v)
+            }
+            Token::RegExp { source, flags } => {
+                let source = js_string(ctx, &helpers, source)?.into_value(ctx);
+                let flags = js_string(ctx, &helpers, flags)?.into_value(ctx);
+                let v: Value = helper(&helpers, "makeRegExp")?.call((source, flags))?;
+                let v = Raw::from_value(v);
+                nodes.push(v.clone());
+                Some(v)
+            }
+            Token::ArrayBuffer(b) => {
+                let v = array_buffer(raw, b)?;
+                nodes.push(v.clone());
+                Some(v)
+            }
+            Token::View {
+                kind,
+                offset,
+                length,
+                buffer,
+            } => {
+                let me = nodes.len();
+                nodes.push(undefined());
+                let buffer = match buffer {
+                    ViewBuffer::Inline(b) => {
+                        let v = array_buffer(raw, b)?;
+                        nodes.push(v.clone());
+                        v
                     }
-                    Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => Some(o),
+                    ViewBuffer::Ref(i) => nodes.get(i as usize).cloned().unwrap_or_else(undefined),
+                };
+                let v: Value = helper(&helpers, "makeView")?.call((
+                    kind.name(),
+                    buffer.into_value(ctx),
+                    offset as f64,
+                    length as f64,
+                ))?;
+                let v = Raw::from_value(v);
+                nodes[me] = v.clone();
+                Some(v)
+            }
+            Token::Error {
+                name,
+                message,
+                stack,
+                props,
+            } => {
+                let name = js_string(ctx, &helpers, name)?.into_value(ctx);
+                let message = js_string(ctx, &helpers, message)?.into_value(ctx);
+                let stack = match stack {
+                    Some(s) => Some(js_string(ctx, &helpers, s)?.into_value(ctx)),
                     None => None,
-                },
-                Token::Date(time) => {
-                    // SAFETY: a new Date of this context.
-                    let v = Raw::take(raw, unsafe { qjs::JS_NewDate(raw, time) })?;
-                    nodes.push(v.clone());
-                    Some(v)
+                };
+                let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
+                if !v.is_object() {
+                    return Err(Exception::throw_internal(ctx, "makeError"));
                 }
-                Token::RegExp { source, flags } => {
-                    let source = js_string(ctx, &helpers, source)?.into_value(ctx);
-                    let flags = js_string(ctx, &helpers, flags)?.into_value(ctx);
-                    let v: Value = helper(&helpers, "makeRegExp")?.call((source, flags))?;
-                    let v = Raw::from_value(v);
-                    nodes.push(v.clone());
-                    Some(v)
+                let v = Raw::from_value(v);
+                nodes.push(v.clone());
+                if props {
+                    open.push(Open::Error(v, None));
+                    continue;
                 }
-                Token::ArrayBuffer(b) => {
-                    let v = array_buffer(raw, b)?;
-                    nodes.push(v.clone());
-                    Some(v)
-                }
-                Token::View {
-                    kind,
-                    offset,
-                    length,
-                    buffer,
-                } => {
-                    let me = nodes.len();
-                    nodes.push(undefined());
-                    let buffer = match buffer {
-                        ViewBuffer::Inline(b) => {
-                            let v = array_buffer(raw, b)?;
-                            nodes.push(v.clone());
-                            v
-                        }
-                        ViewBuffer::Ref(i) => nodes.get(i as usize).cloned().unwrap_or_else(undefined),
-                    };
-                    let v: Value = helper(&helpers, "makeView")?.call((
-                        kind.name(),
-                        buffer.into_value(ctx),
-                        offset as f64,
-                        length as f64,
-                    ))?;
-                    let v = Raw::from_value(v);
-                    nodes[me] = v.clone();
-                    Some(v)
-                }
-                Token::Error {
-                    name,
-                    message,
-                    stack,
-                    props,
-                } => {
-                    let name = js_string(ctx, &helpers, name)?.into_value(ctx);
-                    let message = js_string(ctx, &helpers, message)?.into_value(ctx);
-                    let stack = match stack {
-                        Some(s) => Some(js_string(ctx, &helpers, s)?.into_value(ctx)),
-                        None => None,
-                    };
-                    let v: Value = helper(&helpers, "makeError")?.call((name, message, stack))?;
-                    if !v.is_object() {
-                        return Err(Exception::throw_internal(ctx, "makeError"));
-                    }
-                    let v = Raw::from_value(v);
-                    nodes.push(v.clone());
-                    if props {
-                        open.push(Open::Error(v, None));
-                        continue;
-                    }
-                    Some(v)
-                }
-            };
-            match open.last_mut() {
-                None => {
-                    return item
-                        .map(|v| v.into_value(ctx))
-                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
-                }
-                Some(Open::Array(arr, _, _, key @ Some(_))) => {
-                    if let (Some(k), Some(v)) = (key.take(), item) {
-                        define(arr, Key::Atom(&k), v, DATA)?;
-                    }
-                }
-                Some(Open::Array(arr, i, _, None)) => {
-                    if let Some(v) = item {
-                        define(arr, Key::Index(*i), v, DATA)?;
-                    }
-                    *i = i.wrapping_add(1);
-                }
-                Some(Open::Error(obj, key)) => {
-                    // As the constructor makes them: not enumerable.
-                    if let (Some(k), Some(v)) = (key.take(), item) {
-                        define(
-                            obj,
-                            Key::Atom(&k),
-                            v,
-                            qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE,
-                        )?;
-                    }
-                }
-                Some(Open::Object(obj, key, _)) => {
-                    if let (Some(k), Some(v)) = (key.take(), item) {
-                        define(obj, Key::Atom(&k), v, DATA)?;
-                    }
-                }
-                Some(Open::Map(map, key)) => {
-                    let v = item.unwrap_or_else(undefined);
-                    match key.take() {
-                        None => *key = Some(v),
-                        Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((
-                            map.value(ctx),
-                            k.into_value(ctx),
-                            v.into_value(ctx),
-                        ))?,
-                    }
-                }
-                Some(Open::Set(set)) => {
-                    let v = item.unwrap_or_else(undefined);
-                    helper(&helpers, "setAdd")?.call::<_, ()>((set.value(ctx), v.into_value(ctx)))?;
+                Some(v)
+            }
+        };
+        match open.last_mut() {
+            None => {
+                return item
+                    .map(|v| v.into_value(ctx))
+                    .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a hole"));
+            }
+            Some(Open::Array(arr, _, _, key @ Some(_))) => {
+                if let (Some(k), Some(v)) = (key.take(), item) {
+                    define(arr, Key::Atom(&k), v, DATA)?;
                 }
             }
+            Some(Open::Array(arr, i, _, None)) => {
+                if let Some(v) = item {
+                    define(arr, Key::Index(*i), v, DATA)?;
+                }
+                *i = i.wrapping_add(1);
+            }
+            Some(Open::Error(obj, key)) => {
+                // As the constructor makes them: not enumerable.
+                if let (Some(k), Some(v)) = (key.take(), item) {
+                    define(
+                        obj,
+                        Key::Atom(&k),
+                        v,
+                        qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE,
+                    )?;
+                }
+            }
+            Some(Open::Object(obj, key, _)) => {
+                if let (Some(k), Some(v)) = (key.take(), item) {
+                    define(obj, Key::Atom(&k), v, DATA)?;
+                }
+            }
+            Some(Open::Map(map, key)) => {
+                let v = item.unwrap_or_else(undefined);
+                match key.take() {
+                    None => *key = Some(v),
+                    Some(k) => helper(&helpers, "mapSet")?.call::<_, ()>((
+                        map.value(ctx),
+                        k.into_value(ctx),
+                        v.into_value(ctx),
+                    ))?,
+                }
+            }
+            Some(Open::Set(set)) => {
+                let v = item.unwrap_or_else(undefined);
+                helper(&helpers, "setAdd")?.call::<_, ()>((set.value(ctx), v.into_value(ctx)))?;
+            }
         }
-        Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
-    })
+    }
+    Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
 }
 
 /// A new ArrayBuffer holding a copy of `bytes`. QuickJS's own copy

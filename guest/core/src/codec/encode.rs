@@ -58,35 +58,86 @@ struct Encoder<'a, 'js> {
     stack: Vec<Frame<'js>>,
 }
 
-/// Encodes `value` for `postMessage`, at most `limit` bytes. Throws
-/// `DataCloneError` for what cannot be cloned and `RangeError` past the limit.
-pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::Result<Vec<u8>> {
+/// The encoder's buffer and tables, kept empty between messages for their
+/// room (allocations fewer per message); larger ones are not kept.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    seen: FxHashMap<usize, u64>,
+    buffer_lens: FxHashMap<usize, u64>,
+}
+
+const SCRATCH_BYTES_KEPT: usize = 64 << 10;
+const SCRATCH_ENTRIES_KEPT: usize = 1024;
+
+/// Encodes `value` for `postMessage`, at most `limit` bytes, and hands the
+/// bytes to `then`. Throws `DataCloneError` for what cannot be cloned and
+/// `RangeError` past the limit.
+pub fn encode<'js, R>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    limit: usize,
+    then: impl FnOnce(&[u8]) -> quickjs::Result<R>,
+) -> quickjs::Result<R> {
     with_state(ctx, |state| {
+        let Scratch {
+            buf,
+            seen,
+            buffer_lens,
+        } = state.encoding.take();
         let mut enc = Encoder {
             ctx,
             helpers: state.helpers.clone().restore(ctx)?,
             classes: &state.classes,
             keys: &state.keys,
             shapes: &state.shapes,
-            w: Writer::new(limit),
-            seen: FxHashMap::default(),
+            w: Writer::reuse(buf, limit),
+            seen,
             keep: Vec::new(),
-            buffer_lens: FxHashMap::default(),
+            buffer_lens,
             stack: Vec::new(),
         };
-        if is_skipped(&value) {
-            return Err(enc.refuse(&value));
+        let written = enc.run(value);
+        let Encoder {
+            w,
+            mut seen,
+            mut buffer_lens,
+            ..
+        } = enc;
+        let buf = w.finish();
+        let result = written.and_then(|()| then(&buf));
+        if buf.capacity() <= SCRATCH_BYTES_KEPT
+            && seen.capacity() <= SCRATCH_ENTRIES_KEPT
+            && buffer_lens.capacity() <= SCRATCH_ENTRIES_KEPT
+        {
+            seen.clear();
+            buffer_lens.clear();
+            state.encoding.replace(Scratch {
+                buf,
+                seen,
+                buffer_lens,
+            });
         }
-        state.shapes.borrow_mut().make_room(ctx.as_raw().as_ptr());
-        enc.value(value)?;
+        result
+    })
+}
+
+impl<'js> Encoder<'_, 'js> {
+    /// Writes `value` and everything under it.
+    fn run(&mut self, value: Value<'js>) -> quickjs::Result<()> {
+        if is_skipped(&value) {
+            return Err(self.refuse(&value));
+        }
+        self.shapes.borrow_mut().make_room(self.ctx.as_raw().as_ptr());
+        self.value(value)?;
         loop {
-            let next = match enc.stack.last_mut() {
+            let next = match self.stack.last_mut() {
                 None => break,
                 Some(Frame::Props(obj, keys, i)) => match keys.get(*i) {
                     None => Next::End,
                     Some(key) => {
                         *i += 1;
-                        Next::Prop(key.raw(), get(ctx, obj, key.raw())?)
+                        Next::Prop(key.raw(), get(self.ctx, obj, key.raw())?)
                     }
                 },
                 Some(Frame::Elems(obj, len, i)) => {
@@ -107,7 +158,7 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
                                     .filter(|n| *n >= from && *n < len)
                                     .collect();
                                 indexes.sort_unstable();
-                                if let Some(top) = enc.stack.last_mut() {
+                                if let Some(top) = self.stack.last_mut() {
                                     *top = Frame::Sparse(obj, len, indexes, 0, from);
                                 }
                             }
@@ -149,40 +200,40 @@ pub fn encode<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::
             };
             match next {
                 Next::Done => {
-                    enc.stack.pop();
+                    self.stack.pop();
                 }
                 Next::End => {
-                    enc.stack.pop();
-                    enc.w.tag(tag::END).map_err(|e| too_large(ctx, e))?;
+                    self.stack.pop();
+                    self.w.tag(tag::END).map_err(|e| too_large(self.ctx, e))?;
                 }
-                Next::Hole => enc.w.tag(tag::HOLE).map_err(|e| too_large(ctx, e))?,
+                Next::Hole => self.w.tag(tag::HOLE).map_err(|e| too_large(self.ctx, e))?,
                 Next::Holes(n) => {
                     const HOLES: [u8; 4096] = [tag::HOLE; 4096];
-                    fits(ctx, enc.w.room_for(n as u64))?;
+                    fits(self.ctx, self.w.room_for(n as u64))?;
                     let mut left = n as usize;
                     while left > 0 {
                         let chunk = left.min(HOLES.len());
-                        fits(ctx, enc.w.bytes(&HOLES[..chunk]))?;
+                        fits(self.ctx, self.w.bytes(&HOLES[..chunk]))?;
                         left -= chunk;
                     }
                 }
                 Next::Prop(key, v) => {
                     // Function- and symbol-valued properties are left out (docs/spec.md section 4).
                     if !is_skipped(&v) {
-                        enc.key(key)?;
-                        enc.value(v)?;
+                        self.key(key)?;
+                        self.value(v)?;
                     }
                 }
                 Next::Value(v) => {
                     if is_skipped(&v) {
-                        return Err(enc.refuse(&v));
+                        return Err(self.refuse(&v));
                     }
-                    enc.value(v)?;
+                    self.value(v)?;
                 }
             }
         }
-        Ok(enc.w.finish())
-    })
+        Ok(())
+    }
 }
 
 /// An object's identity while the encoder keeps it alive.

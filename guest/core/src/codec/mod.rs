@@ -58,6 +58,10 @@ pub(crate) struct State {
     /// The decoder's trie of key sequences and the skeletons that keep
     /// their shapes alive between messages.
     shapes: RefCell<shapes::Shapes>,
+    /// The decoder's stacks and the encoder's buffer and tables, empty
+    /// between messages.
+    decoding: RefCell<decode::Scratch>,
+    encoding: RefCell<encode::Scratch>,
 }
 
 pub(crate) fn class_of(v: &Value<'_>) -> u32 {
@@ -112,6 +116,8 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
         classes,
         keys: RefCell::default(),
         shapes: RefCell::default(),
+        decoding: RefCell::default(),
+        encoding: RefCell::default(),
     };
     for name in HELPERS {
         // A helper missing from js/codec.js fails here, when the context is
