@@ -187,6 +187,19 @@ fn decode_with<'js>(
                 let v: Value = helper(&helpers, "makeBigInt")?.call((negative, hex))?;
                 Some(Raw::from_value(v))
             }
+            // Short strings repeat from message to message: the context's cache.
+            Token::String(Str::Utf8(text)) => {
+                let cached = state.strings.borrow().value(raw, text);
+                Some(match cached {
+                    // A new reference, held by the new `Raw`.
+                    Some(v) => Raw { ctx: raw, v },
+                    None => {
+                        let v = js_string(ctx, &helpers, Str::Utf8(text))?;
+                        state.strings.borrow_mut().insert_value(raw, text, v.v);
+                        v
+                    }
+                })
+            }
             Token::String(s) => Some(js_string(ctx, &helpers, s)?),
             Token::Ref(i) => Some(
                 nodes

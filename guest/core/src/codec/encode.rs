@@ -9,6 +9,7 @@ use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
 use super::shapes::Shapes;
+use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
 
 // ---- encoding ---------------------------------------------------------------------
@@ -46,6 +47,8 @@ struct Encoder<'a, 'js> {
     keys: &'a RefCell<KeyCache>,
     /// The context's trie of shapes (`super::shapes`).
     shapes: &'a RefCell<Shapes>,
+    /// The context's short strings (`super::strings`).
+    strings: &'a RefCell<StringCache>,
     w: Writer,
     /// Object identity (QuickJS pointer) to reference index.
     seen: FxHashMap<usize, u64>,
@@ -91,6 +94,7 @@ pub fn encode<'js, R>(
             classes: &state.classes,
             keys: &state.keys,
             shapes: &state.shapes,
+            strings: &state.strings,
             w: Writer::reuse(buf, limit),
             seen,
             keep: Vec::new(),
@@ -321,7 +325,7 @@ impl<'js> Encoder<'_, 'js> {
             }),
             Type::Int => self.w.number(v.as_int().unwrap_or(0) as f64),
             Type::Float => self.w.number(v.as_float().unwrap_or(f64::NAN)),
-            Type::String => return self.js_string(v),
+            Type::String => return self.string_value(&v),
             Type::BigInt => return self.bigint(v),
             _ => match v.into_object() {
                 Some(obj) => return self.object(obj),
@@ -345,13 +349,29 @@ impl<'js> Encoder<'_, 'js> {
             return Err(quickjs::Error::Exception);
         }
         let start = self.w.len();
-        self.js_string(name)?;
+        self.js_string(&name)?;
         let encoded = self.w.written_since(start);
         self.keys.borrow_mut().insert_encoded(raw_ctx, key, encoded);
         Ok(())
     }
 
-    fn js_string(&mut self, v: Value<'js>) -> quickjs::Result<()> {
+    /// Writes a string value: from the context's cache when this string
+    /// was encoded before, else from its text, and cached.
+    fn string_value(&mut self, v: &Value<'js>) -> quickjs::Result<()> {
+        if let Some(bytes) = self.strings.borrow().encoded(v.as_raw()) {
+            return fits(self.ctx, self.w.bytes(bytes));
+        }
+        let start = self.w.len();
+        self.js_string(v)?;
+        let encoded = self.w.written_since(start);
+        let raw_ctx = self.ctx.as_raw().as_ptr();
+        self.strings
+            .borrow_mut()
+            .insert_encoded(raw_ctx, v.as_raw(), encoded);
+        Ok(())
+    }
+
+    fn js_string(&mut self, v: &Value<'js>) -> quickjs::Result<()> {
         let raw_ctx = self.ctx.as_raw().as_ptr();
         // Refuse an oversized string before copying it: its UTF-8 form is at
         // least as long as its length in UTF-16 code units.
@@ -376,7 +396,7 @@ impl<'js> Encoder<'_, 'js> {
             Ok(written) => fits(self.ctx, written),
             // Lone surrogates: send the UTF-16 code units as they are.
             Err(_) => {
-                let array: TypedArray<u16> = helper(&self.helpers, "codeUnits")?.call((v,))?;
+                let array: TypedArray<u16> = helper(&self.helpers, "codeUnits")?.call((v.clone(),))?;
                 let units: &[u16] = array.as_ref();
                 let units = units.to_vec();
                 fits(self.ctx, self.w.string16(&units))
@@ -461,8 +481,8 @@ impl<'js> Encoder<'_, 'js> {
             let parts: Array = helper(&self.helpers, "regexpParts")?.call((obj,))?;
             let (source, flags): (Value, Value) = (parts.get(0)?, parts.get(1)?);
             fits(self.ctx, self.w.tag(tag::REGEXP))?;
-            self.js_string(source)?;
-            self.js_string(flags)?;
+            self.js_string(&source)?;
+            self.js_string(&flags)?;
         } else if class == c.array_buffer {
             self.array_buffer(&obj)?;
         } else if let Some((_, kind)) = self.classes.views.iter().find(|(id, _)| *id == class) {
@@ -496,10 +516,10 @@ impl<'js> Encoder<'_, 'js> {
                 self.ctx,
                 self.w.tag(if has_errors { tag::ERROR_PROPS } else { tag::ERROR }),
             )?;
-            self.js_string(name)?;
-            self.js_string(message)?;
+            self.js_string(&name)?;
+            self.js_string(&message)?;
             if stack.is_string() {
-                self.js_string(stack)?;
+                self.js_string(&stack)?;
             } else {
                 fits(self.ctx, self.w.tag(tag::UNDEFINED))?;
             }

@@ -24,6 +24,7 @@ mod decode;
 mod encode;
 mod keys;
 mod shapes;
+mod strings;
 
 pub use decode::decode;
 pub use encode::encode;
@@ -55,6 +56,8 @@ pub(crate) struct State {
     helpers: Persistent<Object<'static>>,
     classes: Classes,
     keys: RefCell<KeyCache>,
+    /// Short string values encoded or decoded before (`strings.rs`).
+    strings: RefCell<strings::StringCache>,
     /// The decoder's trie of key sequences and the skeletons that keep
     /// their shapes alive between messages.
     shapes: RefCell<shapes::Shapes>,
@@ -115,6 +118,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
         helpers: Persistent::save(ctx, helpers.clone()),
         classes,
         keys: RefCell::default(),
+        strings: RefCell::default(),
         shapes: RefCell::default(),
         decoding: RefCell::default(),
         encoding: RefCell::default(),
