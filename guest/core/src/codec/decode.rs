@@ -7,86 +7,11 @@ use std::ptr::null_mut;
 use javy::quickjs::{self, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
 
+use super::raw::Raw;
 use super::shapes::Node;
 use super::{OwnedAtom, helper, with_state};
 
 // ---- decoding ---------------------------------------------------------------------
-
-/// An owned reference to a value of the context being decoded into. An
-/// rquickjs `Value` also holds a reference to its context, taken and given
-/// back (`JS_DupContext`, `JS_FreeContext`) for every value made: 4 % of the
-/// main thread's time in a throughput profile. The decoder's values live
-/// inside one call on one context, so they go without.
-struct Raw {
-    ctx: *mut qjs::JSContext,
-    v: qjs::JSValue,
-}
-
-impl Raw {
-    /// Takes over a value just returned by QuickJS (its exception marker
-    /// is the error QuickJS has made pending).
-    fn take(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> quickjs::Result<Raw> {
-        // SAFETY: reads the tag of a value.
-        if unsafe { qjs::JS_IsException(v) } {
-            return Err(quickjs::Error::Exception);
-        }
-        Ok(Raw { ctx, v })
-    }
-
-    /// A value that holds no reference (undefined, null, a boolean, a number).
-    fn plain(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> Raw {
-        Raw { ctx, v }
-    }
-
-    fn from_value(v: Value<'_>) -> Raw {
-        let ctx = v.ctx().as_raw().as_ptr();
-        // SAFETY: a new reference to a live value; `v` gives back its own.
-        Raw {
-            ctx,
-            v: unsafe { qjs::JS_DupValue(ctx, v.as_raw()) },
-        }
-    }
-
-    /// The value as rquickjs's, for a helper call.
-    fn value<'js>(&self, ctx: &Ctx<'js>) -> Value<'js> {
-        // SAFETY: a new reference to a live value of this context.
-        unsafe { Value::from_raw(ctx.clone(), qjs::JS_DupValue(self.ctx, self.v)) }
-    }
-
-    fn into_value<'js>(self, ctx: &Ctx<'js>) -> Value<'js> {
-        // SAFETY: this reference moves into the new `Value`.
-        unsafe { Value::from_raw(ctx.clone(), self.into_raw()) }
-    }
-
-    /// Gives up this reference to the caller.
-    fn into_raw(self) -> qjs::JSValue {
-        let v = self.v;
-        std::mem::forget(self);
-        v
-    }
-
-    fn is_undefined(&self) -> bool {
-        // SAFETY: reads the tag of a live value.
-        unsafe { qjs::JS_IsUndefined(self.v) }
-    }
-}
-
-impl Clone for Raw {
-    fn clone(&self) -> Raw {
-        // SAFETY: a new reference to a live value.
-        Raw {
-            ctx: self.ctx,
-            v: unsafe { qjs::JS_DupValue(self.ctx, self.v) },
-        }
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        // SAFETY: this value holds one reference, given back once here.
-        unsafe { qjs::JS_FreeValue(self.ctx, self.v) }
-    }
-}
 
 /// An open container being filled.
 enum Open {

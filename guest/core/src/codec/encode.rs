@@ -8,6 +8,7 @@ use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
+use super::raw::Raw;
 use super::shapes::Shapes;
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
@@ -36,7 +37,7 @@ enum Next<'js> {
     End,
     Value(Value<'js>),
     Hole,
-    Prop(qjs::JSAtom, Value<'js>),
+    Prop(qjs::JSAtom, Raw),
 }
 
 struct Encoder<'a, 'js> {
@@ -221,13 +222,27 @@ impl<'js> Encoder<'_, 'js> {
                         left -= chunk;
                     }
                 }
-                Next::Prop(key, v) => {
-                    // Function- and symbol-valued properties are left out (docs/spec.md section 4).
-                    if !is_skipped(&v) {
+                Next::Prop(key, v) => match primitive(&v) {
+                    // Most properties: written from the raw value.
+                    Some(p) => {
                         self.key(key)?;
-                        self.value(v)?;
+                        let r = match p {
+                            Primitive::Undefined => self.w.tag(tag::UNDEFINED),
+                            Primitive::Null => self.w.tag(tag::NULL),
+                            Primitive::Bool(b) => self.w.tag(if b { tag::TRUE } else { tag::FALSE }),
+                            Primitive::Number(n) => self.w.number(n),
+                        };
+                        fits(self.ctx, r)?;
                     }
-                }
+                    None => {
+                        let v = v.into_value(self.ctx);
+                        // Function- and symbol-valued properties are left out (docs/spec.md section 4).
+                        if !is_skipped(&v) {
+                            self.key(key)?;
+                            self.value(v)?;
+                        }
+                    }
+                },
                 Next::Value(v) => {
                     if is_skipped(&v) {
                         return Err(self.refuse(&v));
@@ -283,16 +298,33 @@ fn own_keys(
 }
 
 /// `obj[key]` (getters run).
-fn get<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: qjs::JSAtom) -> quickjs::Result<Value<'js>> {
+fn get(ctx: &Ctx<'_>, obj: &Object<'_>, key: qjs::JSAtom) -> quickjs::Result<Raw> {
+    let raw = ctx.as_raw().as_ptr();
     // SAFETY: reads a property of a live object by a live atom; the result
     // is a new owned value (or the exception marker).
-    let v = unsafe { qjs::JS_GetProperty(ctx.as_raw().as_ptr(), obj.as_raw(), key) };
-    // SAFETY: reads the tag of the value just returned.
-    if unsafe { qjs::JS_IsException(v) } {
-        return Err(quickjs::Error::Exception);
+    Raw::take(raw, unsafe { qjs::JS_GetProperty(raw, obj.as_raw(), key) })
+}
+
+/// A value written without a JavaScript value made of it.
+enum Primitive {
+    Undefined,
+    Null,
+    Bool(bool),
+    Number(f64),
+}
+
+fn primitive(v: &Raw) -> Option<Primitive> {
+    // SAFETY: reads the tag and payload of a live value.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(v.v) {
+            qjs::JS_TAG_UNDEFINED => Some(Primitive::Undefined),
+            qjs::JS_TAG_NULL => Some(Primitive::Null),
+            qjs::JS_TAG_BOOL => Some(Primitive::Bool(qjs::JS_VALUE_GET_BOOL(v.v))),
+            qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v.v)))),
+            qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v.v))),
+            _ => None,
+        }
     }
-    // SAFETY: `v` is a new owned value of this context.
-    Ok(unsafe { Value::from_raw(ctx.clone(), v) })
 }
 
 /// Elements left after a hole past which an array is read as sparse.

@@ -23,6 +23,7 @@
 mod decode;
 mod encode;
 mod keys;
+mod raw;
 mod shapes;
 mod strings;
 
