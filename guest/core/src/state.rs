@@ -74,7 +74,10 @@ thread_local! {
 pub(crate) fn with<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Shared) -> quickjs::Result<R>) -> quickjs::Result<R> {
     let (last_ctx, last) = LAST.get();
     if last_ctx == ctx.as_raw().as_ptr() && !last.is_null() {
-        // SAFETY: the state of this live context (see `install`).
+        // SAFETY: the state of this live context: every context of the
+        // guest is made by `Context::new`, which installs its state, so an
+        // address that comes back for a new context comes back through
+        // `install` first.
         return f(unsafe { &*last });
     }
     match ctx.userdata::<Shared>() {
