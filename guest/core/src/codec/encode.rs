@@ -330,9 +330,19 @@ fn primitive(v: &Raw) -> Option<Primitive> {
 /// Elements left after a hole past which an array is read as sparse.
 const SPARSE_RUN: u32 = 1024;
 
-/// Functions and symbols: left out as properties, refused elsewhere.
+/// Functions and symbols: left out as properties, refused elsewhere. By
+/// the value's tag (`Value::type_of` asks QuickJS several questions of
+/// every object).
 fn is_skipped(v: &Value<'_>) -> bool {
-    matches!(v.type_of(), Type::Function | Type::Constructor | Type::Symbol)
+    // SAFETY: reads the tag of a live value, and asks QuickJS whether a
+    // live object is callable.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) {
+            qjs::JS_TAG_SYMBOL => true,
+            qjs::JS_TAG_OBJECT => qjs::JS_IsFunction(v.ctx().as_raw().as_ptr(), v.as_raw()),
+            _ => false,
+        }
+    }
 }
 
 impl<'js> Encoder<'_, 'js> {
@@ -347,6 +357,18 @@ impl<'js> Encoder<'_, 'js> {
 
     /// Writes a primitive, or an object's tag (pushing a frame for its contents).
     fn value(&mut self, v: Value<'js>) -> quickjs::Result<()> {
+        // Strings and objects by their tag, without `type_of`'s questions.
+        // SAFETY: reads the tag of a live value.
+        match unsafe { qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) } {
+            qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => return self.string_value(&v),
+            qjs::JS_TAG_OBJECT => {
+                if let Some(obj) = v.into_object() {
+                    return self.object(obj);
+                }
+                return fits(self.ctx, self.w.tag(tag::UNDEFINED));
+            }
+            _ => {}
+        }
         let r = match v.type_of() {
             Type::Uninitialized | Type::Undefined => self.w.tag(tag::UNDEFINED),
             Type::Null => self.w.tag(tag::NULL),
