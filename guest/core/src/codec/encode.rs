@@ -222,17 +222,11 @@ impl<'js> Encoder<'_, 'js> {
                         left -= chunk;
                     }
                 }
-                Next::Prop(key, v) => match primitive(&v) {
+                Next::Prop(key, v) => match primitive(v.v) {
                     // Most properties: written from the raw value.
                     Some(p) => {
                         self.key(key)?;
-                        let r = match p {
-                            Primitive::Undefined => self.w.tag(tag::UNDEFINED),
-                            Primitive::Null => self.w.tag(tag::NULL),
-                            Primitive::Bool(b) => self.w.tag(if b { tag::TRUE } else { tag::FALSE }),
-                            Primitive::Number(n) => self.w.number(n),
-                        };
-                        fits(self.ctx, r)?;
+                        self.primitive(p)?;
                     }
                     None => {
                         let v = v.into_value(self.ctx);
@@ -313,15 +307,17 @@ enum Primitive {
     Number(f64),
 }
 
-fn primitive(v: &Raw) -> Option<Primitive> {
+/// The primitive `v` is, read from its tag (an uninitialized binding is
+/// `undefined`).
+fn primitive(v: qjs::JSValue) -> Option<Primitive> {
     // SAFETY: reads the tag and payload of a live value.
     unsafe {
-        match qjs::JS_VALUE_GET_NORM_TAG(v.v) {
-            qjs::JS_TAG_UNDEFINED => Some(Primitive::Undefined),
+        match qjs::JS_VALUE_GET_NORM_TAG(v) {
+            qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_UNINITIALIZED => Some(Primitive::Undefined),
             qjs::JS_TAG_NULL => Some(Primitive::Null),
-            qjs::JS_TAG_BOOL => Some(Primitive::Bool(qjs::JS_VALUE_GET_BOOL(v.v))),
-            qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v.v)))),
-            qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v.v))),
+            qjs::JS_TAG_BOOL => Some(Primitive::Bool(qjs::JS_VALUE_GET_BOOL(v))),
+            qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v)))),
+            qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v))),
             _ => None,
         }
     }
@@ -357,34 +353,28 @@ impl<'js> Encoder<'_, 'js> {
 
     /// Writes a primitive, or an object's tag (pushing a frame for its contents).
     fn value(&mut self, v: Value<'js>) -> quickjs::Result<()> {
-        // Strings and objects by their tag, without `type_of`'s questions.
+        if let Some(p) = primitive(v.as_raw()) {
+            return self.primitive(p);
+        }
+        // By the value's tag, without `type_of`'s questions.
         // SAFETY: reads the tag of a live value.
         match unsafe { qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) } {
-            qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => return self.string_value(&v),
-            qjs::JS_TAG_OBJECT => {
-                if let Some(obj) = v.into_object() {
-                    return self.object(obj);
-                }
-                return fits(self.ctx, self.w.tag(tag::UNDEFINED));
-            }
-            _ => {}
-        }
-        let r = match v.type_of() {
-            Type::Uninitialized | Type::Undefined => self.w.tag(tag::UNDEFINED),
-            Type::Null => self.w.tag(tag::NULL),
-            Type::Bool => self.w.tag(if v.as_bool() == Some(true) {
-                tag::TRUE
-            } else {
-                tag::FALSE
-            }),
-            Type::Int => self.w.number(v.as_int().unwrap_or(0) as f64),
-            Type::Float => self.w.number(v.as_float().unwrap_or(f64::NAN)),
-            Type::String => return self.string_value(&v),
-            Type::BigInt => return self.bigint(v),
-            _ => match v.into_object() {
-                Some(obj) => return self.object(obj),
-                None => self.w.tag(tag::UNDEFINED),
+            qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => self.string_value(&v),
+            qjs::JS_TAG_OBJECT => match v.into_object() {
+                Some(obj) => self.object(obj),
+                None => fits(self.ctx, self.w.tag(tag::UNDEFINED)),
             },
+            _ if v.type_of() == Type::BigInt => self.bigint(v),
+            _ => fits(self.ctx, self.w.tag(tag::UNDEFINED)),
+        }
+    }
+
+    fn primitive(&mut self, p: Primitive) -> quickjs::Result<()> {
+        let r = match p {
+            Primitive::Undefined => self.w.tag(tag::UNDEFINED),
+            Primitive::Null => self.w.tag(tag::NULL),
+            Primitive::Bool(b) => self.w.tag(if b { tag::TRUE } else { tag::FALSE }),
+            Primitive::Number(n) => self.w.number(n),
         };
         fits(self.ctx, r)
     }
