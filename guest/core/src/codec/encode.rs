@@ -8,7 +8,8 @@ use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
-use super::raw::Raw;
+use super::keys::own_keys;
+use super::raw::{Primitive, Raw, get, primitive};
 use super::shapes::Shapes;
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
@@ -125,6 +126,30 @@ pub fn encode<'js, R>(
         }
         result
     })
+}
+
+/// An object's identity while the encoder keeps it alive.
+fn identity(obj: &Object<'_>) -> usize {
+    // SAFETY: reads the pointer of a live object value.
+    unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
+}
+
+/// Elements left after a hole past which an array is read as sparse.
+const SPARSE_RUN: u32 = 1024;
+
+/// Functions and symbols: left out as properties, refused elsewhere. By
+/// the value's tag (`Value::type_of` asks QuickJS several questions of
+/// every object).
+fn is_skipped(v: &Value<'_>) -> bool {
+    // SAFETY: reads the tag of a live value, and asks QuickJS whether a
+    // live object is callable.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) {
+            qjs::JS_TAG_SYMBOL => true,
+            qjs::JS_TAG_OBJECT => qjs::JS_IsFunction(v.ctx().as_raw().as_ptr(), v.as_raw()),
+            _ => false,
+        }
+    }
 }
 
 impl<'js> Encoder<'_, 'js> {
@@ -247,101 +272,7 @@ impl<'js> Encoder<'_, 'js> {
         }
         Ok(())
     }
-}
 
-/// An object's identity while the encoder keeps it alive.
-fn identity(obj: &Object<'_>) -> usize {
-    // SAFETY: reads the pointer of a live object value.
-    unsafe { qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
-}
-
-/// An object's own enumerable string-keyed properties in QuickJS's order
-/// (`JS_GetOwnPropertyNames`: the engine's atoms, no strings made), those
-/// `keep` accepts.
-fn own_keys(
-    ctx: &Ctx<'_>,
-    obj: &Object<'_>,
-    mut keep: impl FnMut(qjs::JSAtom) -> bool,
-) -> quickjs::Result<Vec<OwnedAtom>> {
-    let raw_ctx = ctx.as_raw().as_ptr();
-    let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
-    let mut len: u32 = 0;
-    let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
-    // SAFETY: lists the own keys of a live object; on success `tab` holds
-    // `len` entries, each owning a reference to its atom.
-    if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
-        return Err(quickjs::Error::Exception);
-    }
-    let mut keys = Vec::with_capacity(len as usize);
-    if !tab.is_null() {
-        // SAFETY: QuickJS returned `len` initialised entries at `tab`.
-        let entries = unsafe { std::slice::from_raw_parts(tab, len as usize) };
-        for entry in entries {
-            // SAFETY: takes over the entry's reference (given back when
-            // dropped, at once if `keep` refuses it).
-            let key = unsafe { OwnedAtom::take(raw_ctx, entry.atom) };
-            if keep(entry.atom) {
-                keys.push(key);
-            }
-        }
-        // SAFETY: every entry's reference moved to `keys` or was given
-        // back: only the table itself is left to free.
-        unsafe { qjs::js_free(raw_ctx, tab.cast()) };
-    }
-    Ok(keys)
-}
-
-/// `obj[key]` (getters run).
-fn get(ctx: &Ctx<'_>, obj: &Object<'_>, key: qjs::JSAtom) -> quickjs::Result<Raw> {
-    let raw = ctx.as_raw().as_ptr();
-    // SAFETY: reads a property of a live object by a live atom; the result
-    // is a new owned value (or the exception marker).
-    Raw::take(raw, unsafe { qjs::JS_GetProperty(raw, obj.as_raw(), key) })
-}
-
-/// A value written without a JavaScript value made of it.
-enum Primitive {
-    Undefined,
-    Null,
-    Bool(bool),
-    Number(f64),
-}
-
-/// The primitive `v` is, read from its tag (an uninitialized binding is
-/// `undefined`).
-fn primitive(v: qjs::JSValue) -> Option<Primitive> {
-    // SAFETY: reads the tag and payload of a live value.
-    unsafe {
-        match qjs::JS_VALUE_GET_NORM_TAG(v) {
-            qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_UNINITIALIZED => Some(Primitive::Undefined),
-            qjs::JS_TAG_NULL => Some(Primitive::Null),
-            qjs::JS_TAG_BOOL => Some(Primitive::Bool(qjs::JS_VALUE_GET_BOOL(v))),
-            qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v)))),
-            qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v))),
-            _ => None,
-        }
-    }
-}
-
-/// Elements left after a hole past which an array is read as sparse.
-const SPARSE_RUN: u32 = 1024;
-
-/// Functions and symbols: left out as properties, refused elsewhere. By
-/// the value's tag (`Value::type_of` asks QuickJS several questions of
-/// every object).
-fn is_skipped(v: &Value<'_>) -> bool {
-    // SAFETY: reads the tag of a live value, and asks QuickJS whether a
-    // live object is callable.
-    unsafe {
-        match qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) {
-            qjs::JS_TAG_SYMBOL => true,
-            qjs::JS_TAG_OBJECT => qjs::JS_IsFunction(v.ctx().as_raw().as_ptr(), v.as_raw()),
-            _ => false,
-        }
-    }
-}
-
-impl<'js> Encoder<'_, 'js> {
     fn refuse(&self, v: &Value<'js>) -> quickjs::Error {
         let what = if v.type_of() == Type::Symbol {
             "a Symbol"

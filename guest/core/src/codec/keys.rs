@@ -1,8 +1,9 @@
 //! Property keys as QuickJS atoms, for both directions of the codec: an
-//! owned reference to an atom ([`OwnedAtom`]) and the per-context cache of
-//! keys seen before ([`KeyCache`]).
+//! owned reference to an atom ([`OwnedAtom`]), an object's keys listed as
+//! atoms ([`own_keys`]) and the per-context cache of keys seen before
+//! ([`KeyCache`]).
 
-use javy::quickjs::{self, qjs};
+use javy::quickjs::{self, Ctx, Object, qjs};
 use rustc_hash::FxHashMap;
 
 /// One reference to a QuickJS atom, given back when dropped.
@@ -31,6 +32,42 @@ impl Drop for OwnedAtom {
         // SAFETY: this value holds one reference, given back once here.
         unsafe { qjs::JS_FreeAtom(self.ctx, self.atom) };
     }
+}
+
+/// An object's own enumerable string-keyed properties in QuickJS's order
+/// (`JS_GetOwnPropertyNames`: the engine's atoms, no strings made), those
+/// `keep` accepts.
+pub(crate) fn own_keys(
+    ctx: &Ctx<'_>,
+    obj: &Object<'_>,
+    mut keep: impl FnMut(qjs::JSAtom) -> bool,
+) -> quickjs::Result<Vec<OwnedAtom>> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
+    let mut len: u32 = 0;
+    let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as std::ffi::c_int;
+    // SAFETY: lists the own keys of a live object; on success `tab` holds
+    // `len` entries, each owning a reference to its atom.
+    if unsafe { qjs::JS_GetOwnPropertyNames(raw_ctx, &mut tab, &mut len, obj.as_raw(), flags) } < 0 {
+        return Err(quickjs::Error::Exception);
+    }
+    let mut keys = Vec::with_capacity(len as usize);
+    if !tab.is_null() {
+        // SAFETY: QuickJS returned `len` initialised entries at `tab`.
+        let entries = unsafe { std::slice::from_raw_parts(tab, len as usize) };
+        for entry in entries {
+            // SAFETY: takes over the entry's reference (given back when
+            // dropped, at once if `keep` refuses it).
+            let key = unsafe { OwnedAtom::take(raw_ctx, entry.atom) };
+            if keep(entry.atom) {
+                keys.push(key);
+            }
+        }
+        // SAFETY: every entry's reference moved to `keys` or was given
+        // back: only the table itself is left to free.
+        unsafe { qjs::js_free(raw_ctx, tab.cast()) };
+    }
+    Ok(keys)
 }
 
 /// Property keys encoded or decoded before in this context: records of one

@@ -1,7 +1,8 @@
 //! Owned QuickJS values without a context reference, for the codec (see
-//! [`Raw`]).
+//! [`Raw`]), and what the encoder reads through them: a property
+//! ([`get`]) and a primitive from its tag ([`primitive`]).
 
-use javy::quickjs::{self, Ctx, Value, qjs};
+use javy::quickjs::{self, Ctx, Object, Value, qjs};
 
 /// An owned reference to a value of the context being encoded or decoded.
 /// An rquickjs `Value` also holds a reference to its context, taken and
@@ -76,5 +77,37 @@ impl Drop for Raw {
     fn drop(&mut self) {
         // SAFETY: this value holds one reference, given back once here.
         unsafe { qjs::JS_FreeValue(self.ctx, self.v) }
+    }
+}
+
+/// `obj[key]` (getters run).
+pub(crate) fn get(ctx: &Ctx<'_>, obj: &Object<'_>, key: qjs::JSAtom) -> quickjs::Result<Raw> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: reads a property of a live object by a live atom; the result
+    // is a new owned value (or the exception marker).
+    Raw::take(raw, unsafe { qjs::JS_GetProperty(raw, obj.as_raw(), key) })
+}
+
+/// A value written without a JavaScript value made of it.
+pub(crate) enum Primitive {
+    Undefined,
+    Null,
+    Bool(bool),
+    Number(f64),
+}
+
+/// The primitive `v` is, read from its tag (an uninitialized binding is
+/// `undefined`).
+pub(crate) fn primitive(v: qjs::JSValue) -> Option<Primitive> {
+    // SAFETY: reads the tag and payload of a live value.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(v) {
+            qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_UNINITIALIZED => Some(Primitive::Undefined),
+            qjs::JS_TAG_NULL => Some(Primitive::Null),
+            qjs::JS_TAG_BOOL => Some(Primitive::Bool(qjs::JS_VALUE_GET_BOOL(v))),
+            qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v)))),
+            qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v))),
+            _ => None,
+        }
     }
 }
