@@ -12,7 +12,8 @@ CARGO ?= cargo
 QJS_SYS := rquickjs-sys-0.12.2
 QJS_SYS_SHA256 := a13ac243b86a74120814ef7e9e30ad5a2c1199b7b9963b1cf7c84e4cdc1cad99
 QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
-QJS_SYS_PATCH := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch
+# Applied in this order (docs/building.md says what each is for).
+QJS_SYS_PATCHES := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch $(ROOT)/guest/patches/$(QJS_SYS)-plain-shapes.patch
 export WASI_SDK
 
 .PHONY: setup guest precompile precompile-tool build run test client-tests outside-test test-tools dist image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean
@@ -37,18 +38,19 @@ $(WASI_SDK)/.ready:
 	ln -sfn /usr/lib/wasm32-wasi $(WASI_SDK)/share/wasi-sysroot/lib/wasm32-wasi
 	touch $@
 
-# rquickjs-sys with QuickJS's stack check restored for WASI (docs/building.md):
-# cargo fetches the exact crate (guest/patches/fetch, checked against the
-# registry's checksum), the pinned checksum is checked again, and our patch
-# applied; guest/Cargo.toml points [patch.crates-io] here.
-$(QJS_SYS_DIR)/.patched: $(QJS_SYS_PATCH) | $(WASI_SDK)/.ready
-	@echo "== patched QuickJS: $(QJS_SYS) with guest/patches/$(notdir $(QJS_SYS_PATCH))"
+# rquickjs-sys with QuickJS's stack check restored for WASI and plain shapes
+# for the codec (docs/building.md): cargo fetches the exact crate
+# (guest/patches/fetch, checked against the registry's checksum), the pinned
+# checksum is checked again, and our patches applied; guest/Cargo.toml
+# points [patch.crates-io] here.
+$(QJS_SYS_DIR)/.patched: $(QJS_SYS_PATCHES) | $(WASI_SDK)/.ready
+	@echo "== patched QuickJS: $(QJS_SYS) with $(notdir $(QJS_SYS_PATCHES))"
 	rm -rf $(QJS_SYS_DIR) && mkdir -p $(dir $(QJS_SYS_DIR))
 	$(CARGO) fetch --manifest-path guest/patches/fetch/Cargo.toml
 	crate=$$(ls $${CARGO_HOME:-$$HOME/.cargo}/registry/cache/*/$(QJS_SYS).crate | head -1); \
 	echo "$(QJS_SYS_SHA256)  $$crate" | sha256sum -c --quiet && \
 	tar -xzf $$crate -C $(dir $(QJS_SYS_DIR))
-	cd $(QJS_SYS_DIR) && patch -p1 --quiet < $(QJS_SYS_PATCH)
+	cd $(QJS_SYS_DIR) && for p in $(QJS_SYS_PATCHES); do patch -p1 --quiet < $$p || exit 1; done
 	@# Its build script does not watch the C sources: rebuild it for a new patch.
 	-cd guest && $(CARGO) clean --quiet --release --target $(GUEST_TARGET) -p rquickjs-sys
 	touch $@

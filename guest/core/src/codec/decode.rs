@@ -8,15 +8,27 @@ use javy::quickjs::{self, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
 
 use super::raw::Raw;
-use super::shapes::Node;
+use super::shapes::{Node, Shapes, set_slot};
 use super::{OwnedAtom, helper, with_state};
 
 // ---- decoding ---------------------------------------------------------------------
 
 /// An open container being filled.
 enum Open {
-    /// An object, the key of the property being read, and its keys so far
-    /// in the trie of shapes (`None`: not followed).
+    /// A plain object made at its end, when all its properties are known
+    /// (`Scratch::props` from `start` on): with one allocation when its
+    /// keys are a plain skeleton's (`shapes.rs`). Its place among the
+    /// objects made (`nodes`, filled at its end), the key of the property
+    /// being read, and its keys so far in the trie of shapes (`None`: not
+    /// followed).
+    Record {
+        index: usize,
+        start: usize,
+        key: Option<OwnedAtom>,
+        node: Option<Node>,
+    },
+    /// A record made before its end (a reference to it came first), as
+    /// [`Open::Record`] otherwise.
     Object(Raw, Option<OwnedAtom>, Option<Node>),
     /// An array, the index of its next element, its length (set at its
     /// end: elements defined in order keep QuickJS's fast array), and the
@@ -61,13 +73,16 @@ fn number(n: f64) -> qjs::JSValue {
     }
 }
 
-/// The decoder's two stacks, kept empty between messages for their room
-/// (two allocations fewer per message).
+/// The decoder's stacks, kept empty between messages for their room
+/// (allocations fewer per message).
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// Every object made so far, for references to it.
+    /// Every object made so far, for references to it (`undefined` for
+    /// one not made yet).
     nodes: Vec<Raw>,
     open: Vec<Open>,
+    /// The properties of the open records, in order.
+    props: Vec<(OwnedAtom, Raw)>,
 }
 
 /// Stacks that grew past this many entries are not kept.
@@ -79,9 +94,13 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
     with_state(ctx, |state| {
         let mut scratch = state.decoding.take();
         let decoded = decode_with(ctx, state, bytes, &mut scratch);
-        if scratch.nodes.capacity() <= SCRATCH_KEPT && scratch.open.capacity() <= SCRATCH_KEPT {
+        if scratch.nodes.capacity() <= SCRATCH_KEPT
+            && scratch.open.capacity() <= SCRATCH_KEPT
+            && scratch.props.capacity() <= SCRATCH_KEPT
+        {
             scratch.nodes.clear();
             scratch.open.clear();
+            scratch.props.clear();
             state.decoding.replace(scratch);
         }
         decoded
@@ -92,7 +111,7 @@ fn decode_with<'js>(
     ctx: &Ctx<'js>,
     state: &super::State,
     bytes: &[u8],
-    Scratch { nodes, open }: &mut Scratch,
+    Scratch { nodes, open, props }: &mut Scratch,
 ) -> quickjs::Result<Value<'js>> {
     let helpers = state.helpers.clone().restore(ctx)?;
     let m = |e: DecodeError| malformed(ctx, e);
@@ -126,13 +145,19 @@ fn decode_with<'js>(
                 })
             }
             Token::String(s) => Some(js_string(ctx, &helpers, s)?),
-            Token::Ref(i) => Some(
-                nodes
-                    .get(i as usize)
-                    .filter(|v| !v.is_undefined())
-                    .cloned()
-                    .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
-            ),
+            Token::Ref(i) => {
+                let i = i as usize;
+                if nodes.get(i).is_some_and(Raw::is_undefined) {
+                    make_now(raw, i, open, nodes, props)?;
+                }
+                Some(
+                    nodes
+                        .get(i)
+                        .filter(|v| !v.is_undefined())
+                        .cloned()
+                        .ok_or_else(|| Exception::throw_message(ctx, "malformed message: a reference"))?,
+                )
+            }
             Token::Hole => None,
             Token::Key(key) => {
                 let atom = match key {
@@ -150,7 +175,7 @@ fn decode_with<'js>(
                     }
                 };
                 match open.last_mut() {
-                    Some(Open::Object(_, slot, node)) => {
+                    Some(Open::Object(_, slot, node) | Open::Record { key: slot, node, .. }) => {
                         // Before the property is defined, so that its shape exists.
                         if let Some(n) = *node {
                             *node = state.shapes.borrow_mut().step(raw, n, atom.raw())?;
@@ -163,10 +188,13 @@ fn decode_with<'js>(
                 continue;
             }
             Token::Object => {
-                // SAFETY: a new object of this context.
-                let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
-                nodes.push(obj.clone());
-                open.push(Open::Object(obj, None, Some(Node::EMPTY)));
+                open.push(Open::Record {
+                    index: nodes.len(),
+                    start: props.len(),
+                    key: None,
+                    node: Some(Node::EMPTY),
+                });
+                nodes.push(undefined());
                 continue;
             }
             Token::Array(len) => {
@@ -195,6 +223,13 @@ fn decode_with<'js>(
                         .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
                         .set("length", len as f64)?;
                     Some(arr)
+                }
+                Some(Open::Record {
+                    index, start, node, ..
+                }) => {
+                    let obj = record(raw, &state.shapes, node, props.drain(start..))?;
+                    nodes[index] = obj.clone();
+                    Some(obj)
                 }
                 Some(Open::Object(o, ..) | Open::Map(o, _) | Open::Set(o) | Open::Error(o, _)) => Some(o),
                 None => None,
@@ -297,6 +332,11 @@ fn decode_with<'js>(
                     )?;
                 }
             }
+            Some(Open::Record { key, .. }) => {
+                if let (Some(k), Some(v)) = (key.take(), item) {
+                    props.push((k, v));
+                }
+            }
             Some(Open::Object(obj, key, _)) => {
                 if let (Some(k), Some(v)) = (key.take(), item) {
                     define(obj, Key::Atom(&k), v, DATA)?;
@@ -320,6 +360,73 @@ fn decode_with<'js>(
         }
     }
     Err(Exception::throw_message(ctx, "malformed message: unexpected end"))
+}
+
+/// A record of these properties: made of a plain skeleton when they are
+/// its keys in order, else defined one by one.
+fn record(
+    raw: *mut qjs::JSContext,
+    shapes: &std::cell::RefCell<Shapes>,
+    node: Option<Node>,
+    props: impl ExactSizeIterator<Item = (OwnedAtom, Raw)>,
+) -> quickjs::Result<Raw> {
+    let skeleton = node.and_then(|n| shapes.borrow().plain(n));
+    if let Some(skeleton) = skeleton.filter(|s| s.keys().len() == props.len()) {
+        let obj = skeleton.make(raw)?;
+        for (i, ((key, v), &expected)) in props.zip(skeleton.keys()).enumerate() {
+            if key.raw() == expected {
+                set_slot(&obj, i as u32, v)?;
+            } else {
+                // Not reached: the trie's node is these keys.
+                define(&obj, Key::Atom(&key), v, DATA)?;
+            }
+        }
+        return Ok(obj);
+    }
+    // SAFETY: a new object of this context.
+    let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
+    for (key, v) in props {
+        define(&obj, Key::Atom(&key), v, DATA)?;
+    }
+    Ok(obj)
+}
+
+/// Makes the open record at `nodes[index]` now (a reference to it came
+/// before its end), with the records opened inside it: each becomes an
+/// [`Open::Object`] with the properties read so far. Nothing is made when
+/// `index` is no open record (the reference is malformed).
+fn make_now(
+    raw: *mut qjs::JSContext,
+    index: usize,
+    open: &mut [Open],
+    nodes: &mut [Raw],
+    props: &mut Vec<(OwnedAtom, Raw)>,
+) -> quickjs::Result<()> {
+    let Some(from) = open
+        .iter()
+        .position(|o| matches!(o, Open::Record { index: i, .. } if *i == index))
+    else {
+        return Ok(());
+    };
+    // Innermost first: each takes the properties after its start.
+    for o in open[from..].iter_mut().rev() {
+        if let Open::Record {
+            index,
+            start,
+            key,
+            node,
+        } = o
+        {
+            // SAFETY: a new object of this context.
+            let obj = Raw::take(raw, unsafe { qjs::JS_NewObject(raw) })?;
+            for (k, v) in props.drain(*start..) {
+                define(&obj, Key::Atom(&k), v, DATA)?;
+            }
+            nodes[*index] = obj.clone();
+            *o = Open::Object(obj, key.take(), *node);
+        }
+    }
+    Ok(())
 }
 
 /// A new ArrayBuffer holding a copy of `bytes`. QuickJS's own copy

@@ -2,6 +2,7 @@
 //! cloned (`DataCloneError`) and stopping at the size limit (`RangeError`).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use javy::quickjs::object::Filter;
 use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
@@ -10,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::keys::own_keys;
 use super::raw::{Primitive, Raw, get, primitive};
-use super::shapes::Shapes;
+use super::shapes::{Shapes, Skeleton, shape_of, slot};
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
 
@@ -21,6 +22,9 @@ enum Frame<'js> {
     /// non-index ones after its elements, an AggregateError's `errors`);
     /// END after them.
     Props(Object<'js>, Vec<OwnedAtom>, usize),
+    /// A plain object of a skeleton's shape: the skeleton's keys, each
+    /// value read by slot while the object keeps that shape; END after them.
+    Slots(Object<'js>, Rc<Skeleton>, usize),
     /// An array's elements (length-prefixed, no END).
     Elems(Object<'js>, u32, u32),
     /// A sparse array's elements from index `.4` on: its own indexes in
@@ -168,6 +172,21 @@ impl<'js> Encoder<'_, 'js> {
                     Some(key) => {
                         *i += 1;
                         Next::Prop(key.raw(), get(self.ctx, obj, key.raw())?)
+                    }
+                },
+                Some(Frame::Slots(obj, skeleton, i)) => match skeleton.keys().get(*i) {
+                    None => Next::End,
+                    Some(&key) => {
+                        let at = *i as u32;
+                        *i += 1;
+                        // A getter run since (by a value before this one) may
+                        // have changed the object: then by key.
+                        let v = if shape_of(obj.as_raw()) == skeleton.shape() {
+                            slot(self.ctx.as_raw().as_ptr(), obj.as_raw(), at)
+                        } else {
+                            get(self.ctx, obj, key)?
+                        };
+                        Next::Prop(key, v)
                     }
                 },
                 Some(Frame::Elems(obj, len, i)) => {
@@ -509,6 +528,14 @@ impl<'js> Encoder<'_, 'js> {
         } else {
             // Plain objects, class instances and anything else: own enumerable
             // string-keyed properties (getters are read; symbol keys skipped).
+            if class == c.object {
+                let known = self.shapes.borrow().of_shape(shape_of(obj.as_raw()));
+                if let Some(skeleton) = known {
+                    fits(self.ctx, self.w.tag(tag::OBJECT))?;
+                    self.stack.push(Frame::Slots(obj, skeleton, 0));
+                    return Ok(());
+                }
+            }
             let keys = own_keys(self.ctx, &obj, |_| true)?;
             if class == c.object {
                 // The shapes of the records this context sends stay alive

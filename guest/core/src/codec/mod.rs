@@ -15,10 +15,12 @@
 //! and property keys as QuickJS's own atoms (`keys.rs`): listed with
 //! `JS_GetOwnPropertyNames` (an array's index atoms skipped unread), read
 //! with `JS_GetProperty`, defined with `JS_DefinePropertyValue`, and cached
-//! per context by atom; and the decoder's values as plain owned
-//! references (`decode.rs` `Raw`), without the reference to the context
-//! each rquickjs value takes. Each has no rquickjs equivalent that avoids
-//! a JavaScript call, a copy, a string or a context reference per value.
+//! per context by atom; the decoder's values as plain owned references
+//! (`raw.rs` `Raw`), without the reference to the context each rquickjs
+//! value takes; and records of a known shape made and read by slot with
+//! the functions our QuickJS patch adds (`shapes.rs`). Each has no
+//! rquickjs equivalent that avoids a JavaScript call, a copy, a string, a
+//! context reference or a property lookup per value.
 
 mod decode;
 mod encode;
@@ -59,8 +61,8 @@ pub(crate) struct State {
     keys: RefCell<KeyCache>,
     /// Short string values encoded or decoded before (`strings.rs`).
     strings: RefCell<strings::StringCache>,
-    /// The decoder's trie of key sequences and the skeletons that keep
-    /// their shapes alive between messages.
+    /// The trie of key sequences and the skeletons that keep their shapes
+    /// alive between messages (and make and read records by slot).
     shapes: RefCell<shapes::Shapes>,
     /// The decoder's stacks and the encoder's buffer and tables, empty
     /// between messages.

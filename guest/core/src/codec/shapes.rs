@@ -1,5 +1,6 @@
-//! The decoder's shapes: skeleton objects that keep QuickJS's shapes
-//! (hidden classes) alive from one message to the next.
+//! The codec's shapes: skeleton objects that keep QuickJS's shapes (hidden
+//! classes) alive from one message to the next, and through them records
+//! made and read a whole shape at a time.
 //!
 //! QuickJS gives an object a new shape for each property added, and reuses
 //! an existing shape only while some object still has it. A decoded record
@@ -8,15 +9,101 @@
 //! and the next record of the same keys builds every one of them again. So
 //! the decoder walks a trie of the key sequences of the plain objects it
 //! decodes ([`Shapes::step`]), and from the second time a sequence is met, a
-//! skeleton object with those keys (values `undefined`, never seen by
+//! [`Skeleton`] object with those keys (values `undefined`, never seen by
 //! JavaScript) holds its shape. The encoder follows the plain objects it
 //! sends the same way, so a record built again for each message, or a
 //! received one given a key and sent back, keeps its shapes as well. Key
 //! sequences met once cost a trie node only; the trie is bounded and starts
 //! again when full.
+//!
+//! A skeleton whose shape is plain (QuickJS patch `JS_PlainPropertyCount`,
+//! docs/building.md: data properties only, string keys that are not
+//! indexes, so its slots are in the order of its keys) also serves whole
+//! records: the decoder makes a record of its keys with one allocation
+//! ([`Skeleton::make`], then [`set_slot`]) instead of a definition per key,
+//! and the encoder, finding an object's shape among the skeletons'
+//! ([`Shapes::of_shape`]), reads its keys from the skeleton and its values
+//! by slot ([`slot`]) instead of listing and looking up its properties.
+
+use std::rc::Rc;
 
 use javy::quickjs::{self, qjs};
 use rustc_hash::FxHashMap;
+
+use super::raw::Raw;
+
+// The QuickJS patch's functions (guest/patches/, quickjs.c "plain shapes").
+unsafe extern "C" {
+    fn JS_PlainPropertyCount(ctx: *mut qjs::JSContext, obj: qjs::JSValue) -> std::ffi::c_int;
+    fn JS_GetShapeId(obj: qjs::JSValue) -> *const std::ffi::c_void;
+    fn JS_NewObjectLike(ctx: *mut qjs::JSContext, like: qjs::JSValue) -> qjs::JSValue;
+    fn JS_GetSlot(ctx: *mut qjs::JSContext, obj: qjs::JSValue, i: u32) -> qjs::JSValue;
+    fn JS_SetSlot(ctx: *mut qjs::JSContext, obj: qjs::JSValue, i: u32, v: qjs::JSValue) -> std::ffi::c_int;
+}
+
+/// The identity of an object's shape (0 for a value that is not an object).
+pub(crate) fn shape_of(v: qjs::JSValue) -> usize {
+    // SAFETY: reads the shape pointer of a live value, without using it.
+    unsafe { JS_GetShapeId(v) as usize }
+}
+
+/// The value in slot `i` of an object of a plain skeleton's shape (checked
+/// by the caller with [`shape_of`]; QuickJS answers `undefined` for a slot
+/// that is not a data property).
+pub(crate) fn slot(ctx: *mut qjs::JSContext, obj: qjs::JSValue, i: u32) -> Raw {
+    // SAFETY: reads a slot of a live object, bounds-checked by QuickJS; a
+    // new reference, held by the new `Raw`.
+    Raw {
+        ctx,
+        v: unsafe { JS_GetSlot(ctx, obj, i) },
+    }
+}
+
+/// Puts `v` in slot `i` of a record made by [`Skeleton::make`].
+pub(crate) fn set_slot(obj: &Raw, i: u32, v: Raw) -> quickjs::Result<()> {
+    // SAFETY: QuickJS takes the reference to `v` whatever the outcome, and
+    // bounds-checks the slot.
+    if unsafe { JS_SetSlot(obj.ctx, obj.v, i, v.into_raw()) } < 0 {
+        // SAFETY: throws in the context the record belongs to.
+        unsafe { qjs::JS_ThrowInternalError(obj.ctx, c"a record's slot".as_ptr()) };
+        return Err(quickjs::Error::Exception);
+    }
+    Ok(())
+}
+
+/// An object holding a key sequence's shape, never seen by JavaScript.
+pub(crate) struct Skeleton {
+    rt: *mut qjs::JSRuntime,
+    obj: qjs::JSValue,
+    /// Its keys in order; the shape holds a reference to each.
+    keys: Box<[qjs::JSAtom]>,
+    /// Its shape is plain: records are made and read by slot.
+    plain: bool,
+}
+
+impl Skeleton {
+    pub(crate) fn keys(&self) -> &[qjs::JSAtom] {
+        &self.keys
+    }
+
+    pub(crate) fn shape(&self) -> usize {
+        shape_of(self.obj)
+    }
+
+    /// A new object of this plain skeleton's shape, its values `undefined`.
+    pub(crate) fn make(&self, ctx: *mut qjs::JSContext) -> quickjs::Result<Raw> {
+        // SAFETY: a new object of the context the skeleton belongs to.
+        Raw::take(ctx, unsafe { JS_NewObjectLike(ctx, self.obj) })
+    }
+}
+
+impl Drop for Skeleton {
+    fn drop(&mut self) {
+        // SAFETY: the one reference this skeleton holds, given back once
+        // (through the runtime, which outlives the context's state).
+        unsafe { qjs::JS_FreeValueRT(self.rt, self.obj) }
+    }
+}
 
 /// A node of the trie: the keys of an object so far.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -40,8 +127,8 @@ struct Entry {
     /// The last key, with a reference held (none for the empty object).
     atom: qjs::JSAtom,
     depth: u32,
-    /// The skeleton (an owned reference), from the node's second visit.
-    skeleton: Option<qjs::JSValue>,
+    /// The skeleton, from the node's second visit.
+    skeleton: Option<Rc<Skeleton>>,
     /// The child stepped to last, and its key: records of one shape take
     /// the same steps message after message, without a hash lookup.
     last: Option<(qjs::JSAtom, Node)>,
@@ -54,6 +141,8 @@ pub(crate) struct Shapes {
     children: FxHashMap<(Node, qjs::JSAtom), Node>,
     /// Every node, at its number ([`Node::EMPTY`] first, once made).
     entries: Vec<Entry>,
+    /// The plain skeletons, by the identity of their shape.
+    plain: FxHashMap<usize, Rc<Skeleton>>,
 }
 
 impl Shapes {
@@ -93,7 +182,10 @@ impl Shapes {
         if let Some(child) = known {
             self.entries[node.0 as usize].last = Some((atom, child));
             if self.entries[child.0 as usize].skeleton.is_none() {
-                let skeleton = self.skeleton(ctx, child)?;
+                let skeleton = Rc::new(self.skeleton(ctx, child)?);
+                if skeleton.plain {
+                    self.plain.insert(skeleton.shape(), skeleton.clone());
+                }
                 self.entries[child.0 as usize].skeleton = Some(skeleton);
             }
             return Ok(Some(child));
@@ -132,13 +224,25 @@ impl Shapes {
         Ok(())
     }
 
+    /// The plain skeleton of `node`'s keys, if it has one.
+    pub(crate) fn plain(&self, node: Node) -> Option<Rc<Skeleton>> {
+        let skeleton = self.entries.get(node.0 as usize)?.skeleton.as_ref()?;
+        skeleton.plain.then(|| skeleton.clone())
+    }
+
+    /// The plain skeleton whose shape is `shape` ([`shape_of`]), if any: an
+    /// object of that shape has its keys, in its slots.
+    pub(crate) fn of_shape(&self, shape: usize) -> Option<Rc<Skeleton>> {
+        self.plain.get(&shape).cloned()
+    }
+
     fn entry(&self, node: Node) -> &Entry {
         &self.entries[node.0 as usize]
     }
 
     /// A new object with `node`'s keys, in order, defined as the decoder
     /// defines them.
-    fn skeleton(&self, ctx: *mut qjs::JSContext, node: Node) -> quickjs::Result<qjs::JSValue> {
+    fn skeleton(&self, ctx: *mut qjs::JSContext, node: Node) -> quickjs::Result<Skeleton> {
         let mut keys = Vec::with_capacity(self.entry(node).depth as usize);
         let mut at = node;
         while at != Node::EMPTY {
@@ -146,38 +250,40 @@ impl Shapes {
             keys.push(e.atom);
             at = e.parent;
         }
-        // SAFETY: a new object of this context, owned here.
-        let obj = unsafe { qjs::JS_NewObject(ctx) };
-        // SAFETY: reads the tag of the value just returned.
-        if unsafe { qjs::JS_IsException(obj) } {
-            return Err(quickjs::Error::Exception);
-        }
-        for &atom in keys.iter().rev() {
+        keys.reverse();
+        // SAFETY: a new object of this context; the skeleton owns it.
+        let obj = Raw::take(ctx, unsafe { qjs::JS_NewObject(ctx) })?;
+        for &atom in &keys {
             // SAFETY: defines a data property of the live object with an atom
             // the trie holds; `undefined` needs no reference.
             let r = unsafe {
-                qjs::JS_DefinePropertyValue(ctx, obj, atom, qjs::JS_UNDEFINED, qjs::JS_PROP_C_W_E as i32)
+                qjs::JS_DefinePropertyValue(ctx, obj.v, atom, qjs::JS_UNDEFINED, qjs::JS_PROP_C_W_E as i32)
             };
             if r < 0 {
-                // SAFETY: gives back the object made above.
-                unsafe { qjs::JS_FreeValue(ctx, obj) };
                 return Err(quickjs::Error::Exception);
             }
         }
-        Ok(obj)
+        // A sequence that repeats a key (a malformed message) has fewer
+        // properties than keys: not plain.
+        // SAFETY: inspects the shape of the live object.
+        let plain = unsafe { JS_PlainPropertyCount(ctx, obj.v) } == keys.len() as std::ffi::c_int;
+        Ok(Skeleton {
+            // SAFETY: the runtime of a live context.
+            rt: unsafe { qjs::JS_GetRuntime(ctx) },
+            obj: obj.into_raw(),
+            keys: keys.into(),
+            plain,
+        })
     }
 
     fn clear(&mut self, ctx: *mut qjs::JSContext) {
         self.children.clear();
-        // The empty object's entry holds no reference.
+        self.plain.clear();
+        // The empty object's entry holds no reference. A skeleton is given
+        // back when its last holder (an encoding under way) lets it go.
         for e in self.entries.drain(..).skip(1) {
             // SAFETY: each reference the trie held, given back once.
-            unsafe {
-                if let Some(obj) = e.skeleton {
-                    qjs::JS_FreeValue(ctx, obj);
-                }
-                qjs::JS_FreeAtom(ctx, e.atom);
-            }
+            unsafe { qjs::JS_FreeAtom(ctx, e.atom) };
         }
     }
 }
