@@ -15,6 +15,7 @@ pub mod codec;
 mod context;
 mod glue;
 mod modules;
+pub mod native;
 mod state;
 
 pub use context::{Context, Hooks, JsError, Level, Limits, TurnState, max_message, throw_error};

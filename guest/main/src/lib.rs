@@ -1,8 +1,8 @@
 //! The main-thread component: the `main` world (`app.js` with `App`, `getApp`
 //! and `wx`) over the shared guest library.
 
-use miniworker_guest::quickjs::{Ctx, Function, Object, Result, Value};
-use miniworker_guest::{codec, throw_error};
+use miniworker_guest::quickjs::{Ctx, Function, Object, Result};
+use miniworker_guest::{codec, native, throw_error};
 
 wit_bindgen::generate!({ world: "main", path: "../../wit" });
 
@@ -28,14 +28,7 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     )?;
     natives.set(
         "postToWorker",
-        Function::new(
-            ctx.clone(),
-            |ctx: Ctx<'js>, id: u32, value: Value<'js>| -> Result<()> {
-                codec::encode(&ctx, value, miniworker_guest::max_message(&ctx), |data| {
-                    main_host::post_to_worker(id, data).map_err(|e| throw_error(&ctx, &e))
-                })
-            },
-        )?,
+        native::function(ctx, c"postToWorker", 2, post_to_worker)?,
     )?;
     natives.set(
         "terminateWorker",
@@ -57,6 +50,17 @@ fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     )?;
     Ok(())
 }
+
+miniworker_guest::native_fn!(
+    /// `postToWorker(id, message)`: encodes the message and queues it for
+    /// the worker (a native QuickJS calls directly: the message path).
+    fn post_to_worker(ctx, args) {
+        let id = args.u32(0)?;
+        codec::encode(ctx, args.value(1), miniworker_guest::max_message(ctx), |data| {
+            main_host::post_to_worker(id, data).map_err(|e| throw_error(ctx, &e))
+        })
+    }
+);
 
 /// The name JavaScript sees for a kill reason (`onProcessKilled`'s `reason`).
 fn reason_name(reason: main_events::KillReason) -> &'static str {

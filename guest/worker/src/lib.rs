@@ -2,8 +2,8 @@
 //! It imports nothing but `context` and `worker-host`, so worker code cannot
 //! reach `wx`, files, or another context.
 
-use miniworker_guest::quickjs::{Ctx, Function, Object, Result, Value};
-use miniworker_guest::{codec, throw_error};
+use miniworker_guest::quickjs::{Ctx, Function, Object, Result};
+use miniworker_guest::{codec, native, throw_error};
 
 wit_bindgen::generate!({ world: "worker", path: "../../wit" });
 
@@ -22,15 +22,21 @@ miniworker_guest::component_glue!(
 fn install_natives<'js>(ctx: &Ctx<'js>, natives: &Object<'js>) -> Result<()> {
     natives.set(
         "postMessage",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| -> Result<()> {
-            codec::encode(&ctx, value, miniworker_guest::max_message(&ctx), |data| {
-                worker_host::post_message(data).map_err(|e| throw_error(&ctx, &e))
-            })
-        })?,
+        native::function(ctx, c"postMessage", 1, post_message)?,
     )?;
     natives.set("testKill", Function::new(ctx.clone(), worker_host::test_kill)?)?;
     Ok(())
 }
+
+miniworker_guest::native_fn!(
+    /// `postMessage(message)`: encodes the message and queues it for the
+    /// main thread (a native QuickJS calls directly: the message path).
+    fn post_message(ctx, args) {
+        codec::encode(ctx, args.value(0), miniworker_guest::max_message(ctx), |data| {
+            worker_host::post_message(data).map_err(|e| throw_error(ctx, &e))
+        })
+    }
+);
 
 impl exports::miniworker::sandbox::worker_events::Guest for Component {
     fn deliver_messages(batch: Vec<Vec<u8>>) -> miniworker::sandbox::types::TurnState {
