@@ -47,8 +47,7 @@ async function main() {
   if (args.includes('--only=rtt')) {
     const w = host.start();
     await w.ready;
-    const cfg = quick ? { rttWarm: 200, rttN: 2000 } : { rttWarm: 2000, rttN: 20000 };
-    emit('rtt_us', await measure.rtt(host, w, cfg));
+    emit('rtt_us', await measure.rtt(host, w, measure.config(quick)));
     return w.terminate();
   }
   await measure.run(host, quick, emit);

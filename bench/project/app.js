@@ -1,6 +1,8 @@
 // miniworker's JavaScript main thread running the benchmark definitions
 // (bench/project/measure.js). The bench copies this project and writes
-// settings.js ({ quick }) beside it.
+// settings.js ({ quick, only }) beside it; only: 'rtt' measures the round
+// trip alone (the bench runs that copy pinned to one CPU, as it runs
+// Node's peer with --only=rtt).
 const measure = require('./measure.js')
 const settings = require('./settings.js')
 
@@ -19,8 +21,17 @@ const host = {
   },
 }
 
-measure.run(host, settings.quick, function (metric, stats) {
+function emit(metric, stats) {
   console.log(JSON.stringify({ metric: metric, stats: stats }))
-}).catch(function (e) {
+}
+
+async function rttOnly() {
+  const w = host.start()
+  await w.ready
+  emit('rtt_us', await measure.rtt(host, w, measure.config(settings.quick)))
+  return w.terminate()
+}
+
+;(settings.only === 'rtt' ? rttOnly() : measure.run(host, settings.quick, emit)).catch(function (e) {
   console.error('benchmark failed: ' + e + '\n' + e.stack)
 })

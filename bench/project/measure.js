@@ -148,4 +148,4 @@ async function run(host, quick, emit) {
   await w.terminate()
 }
 
-module.exports = { run, rtt, makeBig, ping, stats }
+module.exports = { run, config, rtt, makeBig, ping, stats }

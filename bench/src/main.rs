@@ -310,28 +310,35 @@ fn find(metrics: &[(String, Stats)], name: &str) -> Result<Stats> {
 }
 
 /// Runs bench/project's app.js (a copy with settings.js) under the
-/// miniworker binary, with the queue limits raised for the throughput run.
+/// miniworker binary, with the queue limits raised for the throughput run;
+/// then its round trip alone pinned to one CPU (`rtt_us_pinned`).
 fn app_js(bin_dir: &Path, target: &Path, quick: bool) -> Result<Vec<(String, Stats)>> {
-    let dir = target.join("bench/project");
-    let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&library::project_dir(), &dir)?;
-    std::fs::write(
-        dir.join("settings.js"),
-        format!("module.exports = {{ quick: {quick} }}\n"),
-    )?;
-    let lines = peers::run_lines(
-        &bin_dir.join("miniworker"),
-        &[
-            "run",
-            "--max-queue",
-            "1000000",
-            "--max-queue-bytes",
-            "1073741824",
-            dir.to_str().ok_or("path")?,
-        ],
-        false,
-    )?;
-    Ok(peers::metrics(&lines))
+    let run = |only: &str, pinned: bool| -> Result<Vec<(String, Stats)>> {
+        let dir = target.join("bench/project");
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&library::project_dir(), &dir)?;
+        std::fs::write(
+            dir.join("settings.js"),
+            format!("module.exports = {{ quick: {quick}, only: {only:?} }}\n"),
+        )?;
+        let lines = peers::run_lines(
+            &bin_dir.join("miniworker"),
+            &[
+                "run",
+                "--max-queue",
+                "1000000",
+                "--max-queue-bytes",
+                "1073741824",
+                dir.to_str().ok_or("path")?,
+            ],
+            pinned,
+        )?;
+        Ok(peers::metrics(&lines))
+    };
+    let mut metrics = run("", false)?;
+    let pinned = run("rtt", true)?;
+    metrics.push(("rtt_us_pinned".into(), find(&pinned, "rtt_us")?));
+    Ok(metrics)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -430,6 +437,7 @@ fn print_table(r: &Value) {
     for (key, target) in [
         ("start_ms", "<= 0.2 ms"),
         ("rtt_us", "<= 0.5x"),
+        ("rtt_us_pinned", "<= 1.0x"),
         ("throughput_rt_per_s", ">= 0.5x"),
         ("big_rt_ms", "<= 1.0x"),
         ("typed_rt_ms", "<= 1.0x"),
