@@ -1,14 +1,18 @@
-//! Natives on the message path, called by QuickJS directly.
+//! The message path's crossings between Rust and JavaScript, without
+//! rquickjs's wrappers: the natives that send (`postMessage`), called by
+//! QuickJS directly, and the call that delivers each message
+//! ([`call_with`]).
 //!
-//! `postMessage` runs once per message. rquickjs's `Function::new` wraps a
-//! Rust closure in a class object whose call goes through its own dispatch
-//! (a vtable, an argument list, a context handle per argument and the
-//! closure's parameter conversions): about 4 % of the main thread's time
-//! in a throughput profile (docs/BENCHMARKS.md). A component crate writes
-//! such a native with [`native_fn!`](crate::native_fn) (a C function,
-//! [`CFunction`], whose body runs inside [`call`]) and makes it a
-//! JavaScript function with [`function`] (QuickJS's `JS_NewCFunction2`);
-//! every other native keeps rquickjs's wrapper.
+//! Both run once per message. rquickjs's `Function::new` wraps a Rust
+//! closure in a class object whose call goes through its own dispatch (a
+//! vtable, an argument list, a context handle per argument and the
+//! closure's parameter conversions), and its `Function::call` builds an
+//! argument list the same way: about 4 % and 2-3 % of the main thread's
+//! time in a throughput profile (docs/BENCHMARKS.md). A component crate
+//! writes such a native with [`native_fn!`](crate::native_fn) (a C
+//! function, [`CFunction`], whose body runs inside [`call`]) and makes it
+//! a JavaScript function with [`function`] (QuickJS's `JS_NewCFunction2`);
+//! every other native and call keeps rquickjs's.
 
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
@@ -118,6 +122,38 @@ pub unsafe fn call(
             let _ = Exception::throw_type(&ctx, &e.to_string());
             qjs::JS_EXCEPTION
         }
+    }
+}
+
+/// Calls `f` with `args` (`this` undefined) through QuickJS directly, for
+/// the delivery of each message: rquickjs's `Function::call` builds an
+/// argument list with a context handle per argument and converts the
+/// result. `args` are borrowed for the call (see [`number`] and
+/// `Value::as_raw`).
+pub fn call_with<'js>(ctx: &Ctx<'js>, f: &Function<'js>, args: &[qjs::JSValue]) -> quickjs::Result<()> {
+    let raw = ctx.as_raw().as_ptr();
+    let argc =
+        c_int::try_from(args.len()).map_err(|_| Exception::throw_internal(ctx, "too many arguments"))?;
+    // SAFETY: calls a live function of this context with live arguments
+    // that QuickJS only borrows (it does not write through `argv`); the
+    // result is owned.
+    let r = unsafe { qjs::JS_Call(raw, f.as_raw(), qjs::JS_UNDEFINED, argc, args.as_ptr().cast_mut()) };
+    // SAFETY: reads the tag of the value just returned, then gives it back.
+    unsafe {
+        if qjs::JS_IsException(r) {
+            return Err(quickjs::Error::Exception);
+        }
+        qjs::JS_FreeValue(raw, r);
+    }
+    Ok(())
+}
+
+/// A number as a JavaScript value that holds no reference (an int when it
+/// fits, as rquickjs converts a `u32`).
+pub fn number(n: u32) -> qjs::JSValue {
+    match i32::try_from(n) {
+        Ok(i) => qjs::JS_MKVAL(qjs::JS_TAG_INT, i),
+        Err(_) => qjs::JS_NewFloat64(f64::from(n)),
     }
 }
 

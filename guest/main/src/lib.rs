@@ -105,7 +105,10 @@ impl main_events::Guest for Component {
                 &batch,
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
-                |ctx, deliver, data| deliver.call((id, codec::decode(ctx, data)?)),
+                |ctx, deliver, data| {
+                    let data = codec::decode(ctx, data)?;
+                    native::call_with(ctx, deliver, &[native::number(id), data.as_raw()])
+                },
             )
         })
     }

@@ -45,7 +45,10 @@ impl exports::miniworker::sandbox::worker_events::Guest for Component {
                 &batch,
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
-                |ctx, deliver, data| deliver.call((codec::decode(ctx, data)?,)),
+                |ctx, deliver, data| {
+                    let message = codec::decode(ctx, data)?;
+                    native::call_with(ctx, deliver, &[message.as_raw()])
+                },
             )
         })
     }
