@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -222,7 +223,7 @@ impl RuntimeInner {
             }
             let limit = state.limits.cpu_time_per_turn();
             let now = thread_cpu_time();
-            let start = *state.budget.cpu_start.get_or_insert(now);
+            let (start, _) = *state.budget.cpu_start.get_or_insert((now, Instant::now()));
             if now.saturating_sub(start) > limit {
                 return Err(CpuTimeLimit { limit }.into());
             }
@@ -240,14 +241,14 @@ impl RuntimeInner {
         store: &mut Store<HostState>,
         call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
-        let start = thread_cpu_time();
+        let started = Instant::now();
         store.data_mut().budget = TurnBudget::new();
         let result = {
             let _running = self.ticker.enter();
             call(store)
         };
         store.data_mut().end_turn();
-        let cpu = thread_cpu_time().saturating_sub(start).as_nanos() as u64;
+        let cpu = store.data().budget.cpu_used(started).as_nanos() as u64;
         store
             .data()
             .memory

@@ -21,7 +21,9 @@ use crate::scheduler::Task;
 pub struct Stats {
     /// Linear memory of the live worker, in bytes (0 without one).
     pub worker_memory_bytes: usize,
-    /// CPU time of the live worker's thread, as of the end of its last turn.
+    /// CPU time of the live worker, as of the end of its last turn: the sum
+    /// of its turns (a turn shorter than an epoch tick, 10 ms, counted by
+    /// its duration, a longer one by its thread's CPU time).
     pub worker_cpu_time: Duration,
     /// Messages queued toward the worker.
     pub queued_to_worker: usize,
