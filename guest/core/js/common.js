@@ -345,11 +345,13 @@
     const timer = { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ };
     timers.set(id, timer);
     schedule(id, timer);
+    timersChanged();
     return id;
   }
 
   function clearTimer(id) {
     timers.delete(Number(id));
+    timersChanged();
   }
 
   function earliest() {
@@ -361,6 +363,17 @@
     const entry = fromQueue ? q : h;
     if (entry === null) return null;
     return { id: entry[2], timer: timers.get(entry[2]), fromQueue };
+  }
+
+  // What the host reads after every call, without calling in (context.rs,
+  // `TurnState`): [0] when the earliest timer is due (`native.now()`'s
+  // clock, ms), -1 with none; [1] 1 while the role listens for messages.
+  // Written where they change.
+  const turnState = new Float64Array(2);
+  turnState[0] = -1;
+  function timersChanged() {
+    const next = earliest();
+    turnState[0] = next === null ? -1 : next.timer.due;
   }
 
   const define = (name, fn) =>
@@ -404,7 +417,10 @@
     // Runs the earliest timer if it is due.
     runTimer() {
       const next = earliest();
-      if (next === null || next.timer.due > native.now()) return;
+      if (next === null || next.timer.due > native.now()) {
+        timersChanged();
+        return;
+      }
       const { id, timer, fromQueue } = next;
       takeEarliest(fromQueue);
       if (timer.delay >= 0) {
@@ -414,17 +430,17 @@
       } else {
         timers.delete(id);
       }
+      timersChanged();
       try {
         apply(timer.callback, undefined, timer.args);
       } catch (e) {
         reportError(e);
       }
     },
-    // Milliseconds until the earliest timer is due, or -1 when there is none.
-    nextTimerMs() {
-      const next = earliest();
-      if (next === null) return -1;
-      return Math.max(0, Math.ceil(next.timer.due - native.now()));
+    turnState,
+    // The role says whether incoming messages have a listener.
+    setListening(on) {
+      turnState[1] = on ? 1 : 0;
     },
     runCommonJs,
     importFile,

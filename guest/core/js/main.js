@@ -54,6 +54,7 @@
       onMessage(callback) {
         expectFunction('onMessage', callback);
         rec.message.push(callback);
+        listeningChanged();
       },
       onError(callback) {
         expectFunction('onError', callback);
@@ -68,6 +69,7 @@
           rec.state = 'terminated';
           workers.delete(id);
           if (current === rec) current = null;
+          listeningChanged();
           native.terminateWorker(id);
         }
         return undefined;
@@ -75,7 +77,13 @@
     };
     workers.set(id, rec);
     current = rec;
+    listeningChanged();
     return w;
+  }
+
+  // Incoming messages have a listener: the live worker's onMessage.
+  function listeningChanged() {
+    common.setListening(current !== null && current.message.length > 0);
   }
 
   // Listeners added by a listener wait for the next event.
@@ -180,13 +188,11 @@
       rec.reason = reason;
       workers.delete(id);
       if (current === rec) current = null;
+      listeningChanged();
       callEach(rec.killed, { reason, message });
     },
     callApp(hook) {
       if (app && typeof app[hook] === 'function') apply(app[hook], app, [LAUNCH_OPTIONS()]);
-    },
-    listening() {
-      return current !== null && current.message.length > 0;
     },
   };
 });

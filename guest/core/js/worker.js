@@ -13,6 +13,7 @@
     onMessage(callback) {
       expectFunction('onMessage', callback);
       listeners.push(callback);
+      common.setListening(true);
     },
     postMessage(message) {
       native.postMessage(message);
@@ -40,9 +41,6 @@
           common.reportError(e);
         }
       }
-    },
-    listening() {
-      return listeners.length > 0;
     },
   };
 });

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use javy::quickjs::context::EvalOptions;
-use javy::quickjs::{self, Ctx, Exception, Function, Object, Persistent, Value, qjs};
+use javy::quickjs::{self, Ctx, Exception, Function, Object, Persistent, TypedArray, Value, qjs};
 
 use crate::modules::{self, Compiled};
 
@@ -94,23 +94,66 @@ pub struct Context {
     runtime: javy::Runtime,
 }
 
-/// The functions of `js/common.js` and of the role prelude that the turns
-/// call, looked up once when the context is made: a prelude without one
+/// The functions of `js/common.js` that the turns call, and its turn
+/// state, looked up once when the context is made: a prelude without one
 /// fails then (at build time, for the snapshot), not in some later turn.
 struct Prelude {
     configure: Persistent<Function<'static>>,
-    next_timer_ms: Persistent<Function<'static>>,
     run_common_js: Persistent<Function<'static>>,
     mark_module: Persistent<Function<'static>>,
     watch_entry: Persistent<Function<'static>>,
     run_timer: Persistent<Function<'static>>,
     report_error: Persistent<Function<'static>>,
-    /// The role's `listening`.
-    listening: Persistent<Function<'static>>,
+    /// `turnState` of `js/common.js`, which the preludes keep up to date:
+    /// read after every call without calling in.
+    turn_state: TurnStateView,
+}
+
+/// The two numbers of the common prelude's `turnState` (a `Float64Array`
+/// of its own, never handed to project code): when the earliest timer is
+/// due (the clock of `performance.now()`, ms; negative with none), and 1
+/// while the role listens for messages. Held with the array, so its
+/// memory lives as long as the context; a snapshot restores the context's
+/// memory as it was, so the address holds in every instance.
+struct TurnStateView {
+    _array: Persistent<Object<'static>>,
+    values: *const f64,
+}
+
+impl TurnStateView {
+    fn new<'js>(ctx: &Ctx<'js>, common: &Object<'js>) -> quickjs::Result<TurnStateView> {
+        let array: TypedArray<f64> = common
+            .get("turnState")
+            .map_err(|_| Exception::throw_internal(ctx, "the prelude has no turnState"))?;
+        let values: &[f64] = array.as_ref();
+        if values.len() != 2 {
+            return Err(Exception::throw_internal(
+                ctx,
+                "the prelude's turnState is not two numbers",
+            ));
+        }
+        let values = values.as_ptr();
+        Ok(TurnStateView {
+            _array: Persistent::save(ctx, array.as_object().clone()),
+            values,
+        })
+    }
+
+    /// What the host needs after a call, as the preludes left it.
+    fn read(&self, ctx: &Ctx<'_>) -> TurnState {
+        // SAFETY: two f64 of a live, never detached ArrayBuffer that this
+        // view keeps alive; QuickJS writes them only while JavaScript runs,
+        // which it does not during this read.
+        let (due, listening) = unsafe { (self.values.read(), self.values.add(1).read()) };
+        TurnState {
+            next_timer_ms: (due >= 0.0).then(|| (due - now_ms(ctx)).ceil().max(0.0) as u64),
+            listening: listening != 0.0,
+        }
+    }
 }
 
 impl Prelude {
-    fn resolve<'js>(ctx: &Ctx<'js>, common: &Object<'js>, role: &Object<'js>) -> quickjs::Result<Prelude> {
+    fn resolve<'js>(ctx: &Ctx<'js>, common: &Object<'js>) -> quickjs::Result<Prelude> {
         let get = |from: &Object<'js>, name: &str| -> quickjs::Result<Persistent<Function<'static>>> {
             let f: Function = from.get(name).map_err(|_| {
                 Exception::throw_internal(ctx, &format!("the prelude has no function {name}"))
@@ -119,13 +162,12 @@ impl Prelude {
         };
         Ok(Prelude {
             configure: get(common, "configure")?,
-            next_timer_ms: get(common, "nextTimerMs")?,
             run_common_js: get(common, "runCommonJs")?,
             mark_module: get(common, "markModule")?,
             watch_entry: get(common, "watchEntry")?,
             run_timer: get(common, "runTimer")?,
             report_error: get(common, "reportError")?,
-            listening: get(role, "listening")?,
+            turn_state: TurnStateView::new(ctx, common)?,
         })
     }
 }
@@ -191,7 +233,7 @@ impl Context {
                 install(&ctx, &role_natives)?;
                 let role: Object =
                     eval_prelude(&ctx, "role", role_prelude)?.call((role_natives, common.clone()))?;
-                let prelude = Prelude::resolve(&ctx, &common, &role)?;
+                let prelude = Prelude::resolve(&ctx, &common)?;
                 for name in role_functions {
                     role.get::<_, Function>(*name).map_err(|_| {
                         Exception::throw_internal(&ctx, &format!("the role prelude has no function {name}"))
@@ -299,16 +341,7 @@ impl Context {
                 }
             };
             body(&ctx, &common, &role);
-            let next: f64 = f(&ctx, &self.prelude.next_timer_ms)
-                .and_then(|f| f.call(()))
-                .unwrap_or(-1.0);
-            let listening: bool = f(&ctx, &self.prelude.listening)
-                .and_then(|f| f.call(()))
-                .unwrap_or(false);
-            TurnState {
-                next_timer_ms: (next >= 0.0).then_some(next as u64),
-                listening,
-            }
+            self.prelude.turn_state.read(&ctx)
         })
     }
 

@@ -15,8 +15,8 @@ pub fn context(console: fn(Level, &[String])) -> Context {
         max_message: DEFAULT_MAX_MESSAGE,
         max_timers: 10_000,
     };
-    // A role with nothing but what every role has: `listening`.
-    let role = "(function () { return { listening() { return false; } }; })";
+    // A role with nothing of its own (it never listens for messages).
+    let role = "(function () { return {}; })";
     let context = Context::new(hooks, role, &[], |_, _| Ok(())).expect("a context");
     context.configure(limits).expect("limits");
     context
