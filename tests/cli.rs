@@ -167,6 +167,16 @@ fn a_pending_worker_timer_keeps_the_run_alive() {
 }
 
 #[test]
+fn cleared_timers_do_not_keep_the_run_alive() {
+    // The longest timer is a minute away: the run must end once it is
+    // cleared, well inside the timeout (124 otherwise).
+    let path = fixture("cleared-timers");
+    let out = miniworker(&["run", "--timeout", "20", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "[main] tick\n[main] cleared\n");
+}
+
+#[test]
 fn memory_cap_refuses_big_messages_and_kills_bombs() {
     let out = run_fixture("limits");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));

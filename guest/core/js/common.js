@@ -345,13 +345,17 @@
     const timer = { callback, args, delay: repeat ? delay : -1, due: native.now() + delay, order: order++ };
     timers.set(id, timer);
     schedule(id, timer);
-    timersChanged();
+    // A new timer can only make the earliest one earlier.
+    if (turnState[0] < 0 || timer.due < turnState[0]) turnState[0] = timer.due;
     return id;
   }
 
   function clearTimer(id) {
+    const timer = timers.get(Number(id));
+    if (timer === undefined) return;
     timers.delete(Number(id));
-    timersChanged();
+    // Only a timer that may be the earliest changes the earliest.
+    if (timer.due <= turnState[0]) timersChanged();
   }
 
   function earliest() {
