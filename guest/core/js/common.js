@@ -331,6 +331,17 @@
     }
   }
 
+  // What the host reads after every call, without calling in (context.rs,
+  // `TurnState`): [0] when the earliest timer is due (`native.now()`'s
+  // clock, ms), -1 with none; [1] 1 while the role listens for messages.
+  // Written where they change.
+  const turnState = new Float64Array(2);
+  turnState[0] = -1;
+  function timersChanged() {
+    const next = earliest();
+    turnState[0] = next === null ? -1 : next.timer.due;
+  }
+
   function addTimer(callback, delay, args, repeat) {
     if (typeof callback !== 'function') {
       throw new TypeError('the timer callback must be a function');
@@ -367,17 +378,6 @@
     const entry = fromQueue ? q : h;
     if (entry === null) return null;
     return { id: entry[2], timer: timers.get(entry[2]), fromQueue };
-  }
-
-  // What the host reads after every call, without calling in (context.rs,
-  // `TurnState`): [0] when the earliest timer is due (`native.now()`'s
-  // clock, ms), -1 with none; [1] 1 while the role listens for messages.
-  // Written where they change.
-  const turnState = new Float64Array(2);
-  turnState[0] = -1;
-  function timersChanged() {
-    const next = earliest();
-    turnState[0] = next === null ? -1 : next.timer.due;
   }
 
   const define = (name, fn) =>
