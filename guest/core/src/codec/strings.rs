@@ -8,7 +8,9 @@
 //! finds the encoded bytes of a string it has seen (by the string's
 //! identity) instead of converting it to UTF-8 and checking it. Each cached
 //! string holds a reference, so its identity cannot name another string
-//! while it is here.
+//! while it is here. A string is cached the second time it is met (a table
+//! of the hashes of strings met once lately), so the many distinct strings
+//! of a large message cost no cache entries.
 
 use javy::quickjs::qjs;
 use rustc_hash::FxHashMap;
@@ -20,11 +22,48 @@ const STRING_BYTES_CACHED: usize = 32;
 
 #[derive(Default)]
 pub(crate) struct StringCache {
+    /// Strings met once lately, per direction (`Admission`): a string is
+    /// cached the second time it is met, so the distinct strings of a large
+    /// message do not churn the cache.
+    admit_encoded: Admission,
+    admit_values: Admission,
     /// The encoder's side: a string's encoded bytes, by its address (the
     /// string, with a reference held, beside them).
     encoded: FxHashMap<usize, (qjs::JSValue, Box<[u8]>)>,
     /// The decoder's side: a string value, by its UTF-8 text.
     values: FxHashMap<Box<[u8]>, qjs::JSValue>,
+}
+
+/// A direct-mapped table of the hashes of strings met once lately: 1 KiB
+/// per direction and context (a host holds thousands of contexts).
+struct Admission([u32; ADMISSION_SLOTS]);
+
+const ADMISSION_SLOTS: usize = 256;
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission([0; ADMISSION_SLOTS])
+    }
+}
+
+impl Admission {
+    /// Whether the string of hash `h` ([`hash`]) was met before
+    /// (remembered if not): its slot from the hash's top bits, its tag
+    /// from the bits below.
+    fn second_time(&mut self, h: u64) -> bool {
+        let slot = &mut self.0[(h >> 56) as usize % ADMISSION_SLOTS];
+        let tag = (h >> 16) as u32;
+        if *slot == tag {
+            return true;
+        }
+        *slot = tag;
+        false
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(bytes)
 }
 
 /// A string value's address, its identity while it lives.
@@ -41,7 +80,9 @@ impl StringCache {
 
     /// Caches `encoded` as the bytes of the string `v` (short ones only).
     pub(crate) fn insert_encoded(&mut self, ctx: *mut qjs::JSContext, v: qjs::JSValue, encoded: &[u8]) {
-        if encoded.len() > STRING_BYTES_CACHED + 2 {
+        if encoded.len() > STRING_BYTES_CACHED + 2
+            || !self.admit_encoded.second_time(hash(&address(v).to_le_bytes()))
+        {
             return;
         }
         if self.encoded.len() >= STRINGS_CACHED {
@@ -61,7 +102,7 @@ impl StringCache {
 
     /// Caches the string `v` made from `text` (short ones only).
     pub(crate) fn insert_value(&mut self, ctx: *mut qjs::JSContext, text: &str, v: qjs::JSValue) {
-        if text.len() > STRING_BYTES_CACHED {
+        if text.len() > STRING_BYTES_CACHED || !self.admit_values.second_time(hash(text.as_bytes())) {
             return;
         }
         if self.values.len() >= STRINGS_CACHED {
