@@ -79,6 +79,9 @@ pub(crate) struct Skeleton {
     keys: Box<[qjs::JSAtom]>,
     /// Its shape is plain: records are made and read by slot.
     plain: bool,
+    /// Its shape's identity ([`shape_of`]); the skeleton is never changed,
+    /// so neither is its shape.
+    shape: usize,
 }
 
 impl Skeleton {
@@ -87,7 +90,7 @@ impl Skeleton {
     }
 
     pub(crate) fn shape(&self) -> usize {
-        shape_of(self.obj)
+        self.shape
     }
 
     /// A new object of this plain skeleton's shape, its values `undefined`.
@@ -270,6 +273,7 @@ impl Shapes {
         Ok(Skeleton {
             // SAFETY: the runtime of a live context.
             rt: unsafe { qjs::JS_GetRuntime(ctx) },
+            shape: shape_of(obj.v),
             obj: obj.into_raw(),
             keys: keys.into(),
             plain,
