@@ -13,7 +13,8 @@ QJS_SYS := rquickjs-sys-0.12.2
 QJS_SYS_SHA256 := a13ac243b86a74120814ef7e9e30ad5a2c1199b7b9963b1cf7c84e4cdc1cad99
 QJS_SYS_DIR := $(ROOT)/target/patched/$(QJS_SYS)
 # Applied in this order (docs/building.md says what each is for).
-QJS_SYS_PATCHES := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch $(ROOT)/guest/patches/$(QJS_SYS)-plain-shapes.patch
+QJS_SYS_PATCHES := $(ROOT)/guest/patches/$(QJS_SYS)-stack-check.patch $(ROOT)/guest/patches/$(QJS_SYS)-plain-shapes.patch \
+	$(ROOT)/guest/patches/$(QJS_SYS)-outside-buffers.patch
 export WASI_SDK
 
 .PHONY: setup guest precompile precompile-tool build run test client-tests outside-test test-tools dist image typescript lint fuzz bench bench-tools bench-serve bench-quick bench-codec fmt clean

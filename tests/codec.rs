@@ -16,9 +16,9 @@ fn every_cloneable_type_round_trips_through_a_worker() {
     let lines: Vec<&str> = text.lines().collect();
     let failed: Vec<&&str> = lines.iter().filter(|l| !l.starts_with("[main] ok ")).collect();
     assert!(failed.is_empty(), "{text}");
-    // 30 round trips, 8 refusals, the size limit, the transfer list, the
-    // deep array, structuredClone, AggregateError.
-    assert_eq!(lines.len(), 43, "{text}");
+    // 35 round trips, 8 refusals, two size limits, the transfer list, the
+    // deep array, two structuredClones, AggregateError.
+    assert_eq!(lines.len(), 50, "{text}");
     for expected in [
         "[main] ok proxy (DataCloneError: a Proxy could not be cloned)",
         "[main] ok size limit (RangeError)",
@@ -36,6 +36,13 @@ fn every_cloneable_type_round_trips_through_a_worker() {
         "[main] ok AggregateError message and errors",
         "[main] ok array properties",
         "[main] ok AggregateError errors",
+        "[main] ok large buffers beside the message",
+        "[main] ok a received large ArrayBuffer is an ordinary one",
+        "[main] ok a large buffer written by a later getter",
+        "[main] ok a large buffer detached by a later getter",
+        "[main] ok a large buffer written by a later array element",
+        "[main] ok size limit of large buffers (RangeError)",
+        "[main] ok structuredClone of a large buffer",
     ] {
         assert!(lines.contains(&expected), "missing {expected:?} in {text}");
     }
@@ -231,4 +238,70 @@ fn a_getter_resizing_an_array_buffer_mid_clone_is_a_data_clone_error_not_a_kill(
         stdout(&out),
         "[main] app.js: DataCloneError\n[main] structuredClone: DataCloneError\n[main] worker: DataCloneError\n"
     );
+}
+
+#[test]
+fn a_large_buffer_comes_back_beside_the_message_and_decodes_the_same() {
+    // The host writes a 64 KiB buffer inline; the echo worker sends it back
+    // as an outside payload (docs/codec.md, ARRAY_BUFFER_OUT).
+    let program = program("basic");
+    let worker = program.create_worker("workers/echo.js").unwrap();
+    let _ready = next_event(&worker);
+    let bytes: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let message = Message {
+        root: Item::Ref(0),
+        nodes: vec![
+            Node::Object(vec![
+                ("view".into(), Item::Ref(1)),
+                ("again".into(), Item::Ref(2)),
+            ]),
+            Node::View {
+                kind: ViewKind::Uint8,
+                buffer: 2,
+                offset: 16,
+                length: 32,
+            },
+            Node::ArrayBuffer(bytes.clone()),
+        ],
+    };
+    worker.post_message(&message).unwrap();
+    let Event::Message(reply) = next_event(&worker) else {
+        panic!()
+    };
+    assert_eq!(
+        reply.parts().outside,
+        std::slice::from_ref(&bytes),
+        "the payload came beside the bytes"
+    );
+    assert!(
+        reply.parts().bytes.len() < 100,
+        "{} bytes",
+        reply.parts().bytes.len()
+    );
+    assert_eq!(reply.len(), reply.parts().bytes.len() + bytes.len());
+    let m = reply.decode().unwrap();
+    let Item::Ref(root) = m.root else {
+        panic!("root {:?}", m.root)
+    };
+    let Node::Object(props) = &m.nodes[root] else {
+        panic!("{:?}", m.nodes[root])
+    };
+    let (Item::Ref(view), Item::Ref(again)) = (&props[0].1, &props[1].1) else {
+        panic!("{props:?}")
+    };
+    let Node::View {
+        kind,
+        buffer,
+        offset,
+        length,
+    } = m.nodes[*view]
+    else {
+        panic!("{:?}", m.nodes[*view])
+    };
+    assert_eq!((kind, offset, length, buffer), (ViewKind::Uint8, 16, 32, *again));
+    assert_eq!(m.nodes[buffer], Node::ArrayBuffer(bytes.clone()));
+    // The JSON text reads the payload too: a typed array as index keys.
+    let json = reply.to_json().unwrap();
+    assert_eq!(json["view"]["0"], serde_json::json!(16));
+    assert_eq!(json["view"]["31"], serde_json::json!(47));
 }

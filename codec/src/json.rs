@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::tokens::opens;
-use crate::{DecodeError, Str, Token, Tokens, ViewBuffer, ViewKind};
+use crate::{DecodeError, Parts, Str, Token, Tokens, ViewBuffer, ViewKind};
 
 /// JSON text longer than this is refused ([`JsonError::TooLarge`]): shared
 /// references expand in JSON (`[a, a]` writes `a` twice), so a small message
@@ -70,19 +70,20 @@ enum Frame<'a> {
     SkipValue,
 }
 
-/// `bytes` (a message) as JSON text of at most `limit` bytes, following
+/// A message as JSON text of at most `limit` bytes, following
 /// `JSON.stringify`: `undefined` properties left out, holes and `undefined`
 /// elements as `null`, NaN and ±Infinity as `null`, a Date as its ISO
 /// string, Maps, Sets, RegExps, ArrayBuffers, DataViews and Errors as `{}`,
 /// typed arrays as objects with index keys; except that a BigInt becomes its
 /// decimal string and a string with lone surrogates keeps them as `\u`
 /// escapes. A cycle is an error.
-pub fn write_json(bytes: &[u8], limit: usize) -> Result<String, JsonError> {
+pub fn write_json<'a>(message: impl Into<Parts<'a>>, limit: usize) -> Result<String, JsonError> {
+    let message = message.into();
     // First pass: check the message, and note where each object-like value
     // starts and which are ArrayBuffers (a view may name one by reference).
     let mut offsets: Vec<u32> = Vec::new();
     let mut buffers: std::collections::HashMap<u64, &[u8]> = Default::default();
-    let mut tokens = Tokens::new(bytes)?;
+    let mut tokens = Tokens::new(message)?;
     loop {
         let at = tokens.offset() as u32;
         let index = tokens.next_index();
@@ -107,18 +108,18 @@ pub fn write_json(bytes: &[u8], limit: usize) -> Result<String, JsonError> {
 
     // Measure, then write into a string of exactly that size: a text of
     // tens of megabytes is allocated once, never doubled while it grows.
-    let len = emit(bytes, &buffers, &offsets, Out::measure(limit))?.len;
-    Ok(emit(bytes, &buffers, &offsets, Out::write(len))?.text)
+    let len = emit(message, &buffers, &offsets, Out::measure(limit))?.len;
+    Ok(emit(message, &buffers, &offsets, Out::write(len))?.text)
 }
 
 /// The JSON text of the message, into `out` (the second pass).
 fn emit(
-    bytes: &[u8],
+    message: Parts<'_>,
     buffers: &std::collections::HashMap<u64, &[u8]>,
     offsets: &[u32],
     mut out: Out,
 ) -> Result<Out, JsonError> {
-    let mut readers = vec![Tokens::new(bytes)?];
+    let mut readers = vec![Tokens::new(message)?];
     let mut stack: Vec<Frame<'_>> = Vec::new();
     while let Some(reader) = readers.last_mut() {
         let Some(token) = reader.next()? else {
@@ -172,7 +173,7 @@ fn emit(
                 continue;
             }
             let at = offsets.get(i as usize).copied().unwrap_or(0) as usize;
-            readers.push(Tokens::value_at(bytes, at, i)?);
+            readers.push(Tokens::value_at(message, at, i)?);
             continue;
         }
         let index = readers.last().map_or(0, |r| r.next_index().saturating_sub(1));

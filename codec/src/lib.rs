@@ -17,11 +17,13 @@
 mod json;
 #[cfg(feature = "message")]
 mod message;
+mod reader;
 mod tokens;
 #[cfg(feature = "message")]
 pub use json::{JsonError, MAX_JSON_BYTES, write_json};
 #[cfg(feature = "message")]
 pub use message::{Item, Message, Node};
+pub use reader::{DecodeError, Reader};
 pub use tokens::{Str, Token, Tokens, ViewBuffer, validate};
 
 /// The format version, the first byte of every message.
@@ -29,6 +31,51 @@ pub const VERSION: u8 = 1;
 
 /// The default limit on an encoded message (docs/spec.md section 4): 16 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
+/// The smallest ArrayBuffer payload that may travel outside a message's
+/// bytes ([`tag::ARRAY_BUFFER_OUT`]): 64 KiB. Smaller ones are inline.
+pub const OUTSIDE_MIN: usize = 64 << 10;
+
+/// A message as it is held and read: its bytes and, in order, the payloads
+/// of its outside ArrayBuffers ([`tag::ARRAY_BUFFER_OUT`]; none for most
+/// messages). Its size is the bytes' length plus the payloads'.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts<'a> {
+    /// The version byte and the value.
+    pub bytes: &'a [u8],
+    /// The outside payloads, each used once, in order.
+    pub outside: &'a [Vec<u8>],
+}
+
+impl Parts<'_> {
+    /// Bytes in all: the message's own and its outside payloads'.
+    pub fn len(&self) -> usize {
+        self.outside.iter().map(Vec::len).sum::<usize>() + self.bytes.len()
+    }
+
+    /// Never true: a message has at least its version byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl<'a> From<&'a [u8]> for Parts<'a> {
+    fn from(bytes: &'a [u8]) -> Parts<'a> {
+        Parts { bytes, outside: &[] }
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for Parts<'a> {
+    fn from(bytes: &'a [u8; N]) -> Parts<'a> {
+        Parts { bytes, outside: &[] }
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Parts<'a> {
+    fn from(bytes: &'a Vec<u8>) -> Parts<'a> {
+        Parts { bytes, outside: &[] }
+    }
+}
 
 /// Tag bytes.
 pub mod tag {
@@ -70,8 +117,14 @@ pub mod tag {
     pub const SET: u8 = 0x15;
     /// An ArrayBuffer: varint n, n bytes.
     pub const ARRAY_BUFFER: u8 = 0x16;
+    /// An ArrayBuffer whose payload travels outside the message's bytes
+    /// ([`crate::Parts`]): varint k, the index of its outside payload, which
+    /// is the message's k-th ARRAY_BUFFER_OUT (each payload used once, in
+    /// order) and at least [`crate::OUTSIDE_MIN`] bytes long.
+    pub const ARRAY_BUFFER_OUT: u8 = 0x1B;
     /// A typed array or DataView: kind byte, varint byte offset, varint
-    /// length (elements; bytes for a DataView), then its buffer (ARRAY_BUFFER or REF).
+    /// length (elements; bytes for a DataView), then its buffer
+    /// (ARRAY_BUFFER, ARRAY_BUFFER_OUT or REF).
     pub const VIEW: u8 = 0x17;
     /// An Error: name string, message string, stack string or UNDEFINED.
     pub const ERROR: u8 = 0x18;
@@ -205,6 +258,10 @@ impl std::error::Error for TooLarge {}
 pub struct Writer {
     buf: Vec<u8>,
     limit: usize,
+    /// Outside payloads written so far ([`Writer::array_buffer_outside`]),
+    /// and their bytes, which count toward the limit.
+    outside: u64,
+    outside_bytes: u64,
 }
 
 impl Writer {
@@ -212,7 +269,12 @@ impl Writer {
     pub fn new(limit: usize) -> Writer {
         let mut buf = Vec::with_capacity(64);
         buf.push(VERSION);
-        Writer { buf, limit }
+        Writer {
+            buf,
+            limit,
+            outside: 0,
+            outside_bytes: 0,
+        }
     }
 
     /// [`Writer::new`] writing into `buf` (emptied first), so that a caller
@@ -220,7 +282,12 @@ impl Writer {
     pub fn reuse(mut buf: Vec<u8>, limit: usize) -> Writer {
         buf.clear();
         buf.push(VERSION);
-        Writer { buf, limit }
+        Writer {
+            buf,
+            limit,
+            outside: 0,
+            outside_bytes: 0,
+        }
     }
 
     /// The bytes written since position `start` (a [`Writer::len`] taken earlier).
@@ -240,7 +307,11 @@ impl Writer {
 
     /// Whether `n` more bytes fit under the limit (check before copying a big payload).
     pub fn room_for(&self, n: u64) -> Result<(), TooLarge> {
-        if (self.buf.len() as u64).saturating_add(n) > self.limit as u64 {
+        if (self.buf.len() as u64)
+            .saturating_add(self.outside_bytes)
+            .saturating_add(n)
+            > self.limit as u64
+        {
             Err(TooLarge { limit: self.limit })
         } else {
             Ok(())
@@ -252,6 +323,20 @@ impl Writer {
         self.room_for(b.len() as u64)?;
         self.buf.extend_from_slice(b);
         Ok(())
+    }
+
+    /// Appends an ARRAY_BUFFER_OUT for a payload of `n` bytes (at least
+    /// [`OUTSIDE_MIN`]) that the caller sends beside the message; `n`
+    /// counts toward the limit. Returns its index among the outside payloads.
+    pub fn array_buffer_outside(&mut self, n: usize) -> Result<u64, TooLarge> {
+        debug_assert!(n >= OUTSIDE_MIN, "an outside payload under OUTSIDE_MIN");
+        self.room_for(n as u64)?;
+        let k = self.outside;
+        self.tag(tag::ARRAY_BUFFER_OUT)?;
+        self.varint(k)?;
+        self.outside += 1;
+        self.outside_bytes += n as u64;
+        Ok(k)
     }
 
     /// Appends a tag byte.
@@ -319,198 +404,6 @@ impl Writer {
     /// The finished message.
     pub fn finish(self) -> Vec<u8> {
         self.buf
-    }
-}
-
-/// Why a message could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError {
-    /// What was wrong.
-    pub what: &'static str,
-    /// The byte offset where it was found.
-    pub at: usize,
-}
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "malformed message at byte {}: {}", self.at, self.what)
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Reads a message's bytes; every read is bounds-checked.
-#[derive(Debug)]
-pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    /// A reader over `buf`, after checking the version byte.
-    pub fn new(buf: &'a [u8]) -> Result<Reader<'a>, DecodeError> {
-        match buf.first() {
-            Some(&VERSION) => Ok(Reader { buf, pos: 1 }),
-            Some(_) => Err(DecodeError {
-                what: "unknown format version",
-                at: 0,
-            }),
-            None => Err(DecodeError {
-                what: "empty message",
-                at: 0,
-            }),
-        }
-    }
-
-    /// A reader of the value at byte `offset` of a message whose version
-    /// byte was checked before.
-    pub fn at(buf: &'a [u8], offset: usize) -> Result<Reader<'a>, DecodeError> {
-        if offset == 0 || offset > buf.len() {
-            return Err(DecodeError {
-                what: "offset outside the message",
-                at: offset,
-            });
-        }
-        Ok(Reader { buf, pos: offset })
-    }
-
-    /// The offset of the next byte.
-    #[inline]
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    /// An error at the current position.
-    #[inline]
-    pub fn error(&self, what: &'static str) -> DecodeError {
-        DecodeError { what, at: self.pos }
-    }
-
-    /// Bytes not read yet.
-    #[inline]
-    pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    /// Fails unless everything was read.
-    pub fn finish(&self) -> Result<(), DecodeError> {
-        if self.remaining() == 0 {
-            Ok(())
-        } else {
-            Err(self.error("trailing bytes"))
-        }
-    }
-
-    /// The next byte, without consuming it.
-    #[inline]
-    pub fn peek(&self) -> Result<u8, DecodeError> {
-        self.buf
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.error("unexpected end"))
-    }
-
-    /// The next byte.
-    #[inline]
-    pub fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = self.peek()?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    /// The next `n` bytes.
-    #[inline]
-    pub fn bytes(&mut self, n: u64) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() as u64 {
-            return Err(self.error("length past the end"));
-        }
-        let start = self.pos;
-        self.pos += n as usize;
-        Ok(&self.buf[start..self.pos])
-    }
-
-    /// An unsigned LEB128 varint of at most 10 bytes.
-    #[inline]
-    pub fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let b = self.byte()?;
-            let bits = (b & 0x7f) as u64;
-            if i == 9 && bits > 1 {
-                return Err(self.error("varint overflows 64 bits"));
-            }
-            v |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.error("varint longer than 10 bytes"))
-    }
-
-    /// A length that must fit in what is left, at `min_bytes` per unit.
-    #[inline]
-    pub fn length(&mut self, min_bytes: u64) -> Result<u64, DecodeError> {
-        let n = self.varint()?;
-        if n.saturating_mul(min_bytes) > self.remaining() as u64 {
-            return Err(self.error("length past the end"));
-        }
-        Ok(n)
-    }
-
-    /// The payload of an INT.
-    #[inline]
-    pub fn int(&mut self) -> Result<f64, DecodeError> {
-        let z = self.varint()?;
-        let i = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        Ok(i as f64)
-    }
-
-    /// 8 bytes of IEEE 754 little-endian.
-    #[inline]
-    pub fn f64(&mut self) -> Result<f64, DecodeError> {
-        let b = self.bytes(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(f64::from_le_bytes(a))
-    }
-
-    /// The payload of a STRING (after its tag).
-    #[inline]
-    pub fn str_payload(&mut self) -> Result<&'a str, DecodeError> {
-        let n = self.length(1)?;
-        let at = self.pos;
-        std::str::from_utf8(self.bytes(n)?).map_err(|_| DecodeError {
-            what: "invalid UTF-8",
-            at,
-        })
-    }
-
-    /// The payload of a STRING16 (after its tag): its UTF-16LE bytes.
-    #[inline]
-    pub fn str16_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let n = self.length(2)?;
-        self.bytes(n * 2)
-    }
-
-    /// A whole string value (STRING or STRING16), exactly as encoded.
-    #[inline]
-    pub fn any_string(&mut self) -> Result<Str<'a>, DecodeError> {
-        match self.byte()? {
-            tag::STRING => Ok(Str::Utf8(self.str_payload()?)),
-            tag::STRING16 => Ok(Str::Utf16(self.str16_bytes()?)),
-            _ => Err(self.error("expected a string")),
-        }
-    }
-
-    /// The payload of a BIGINT: (negative, magnitude little-endian).
-    pub fn bigint_payload(&mut self) -> Result<(bool, &'a [u8]), DecodeError> {
-        let negative = match self.byte()? {
-            0 => false,
-            1 => true,
-            _ => return Err(self.error("bad BigInt sign")),
-        };
-        let n = self.length(1)?;
-        Ok((negative, self.bytes(n)?))
     }
 }
 

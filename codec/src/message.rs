@@ -2,8 +2,8 @@
 //! cyclic references need no pointers, and no operation recurses.
 
 use crate::{
-    DecodeError, JsonError, MAX_JSON_BYTES, Str, Token, Tokens, TooLarge, ViewBuffer, ViewKind, Writer, tag,
-    write_json,
+    DecodeError, JsonError, MAX_JSON_BYTES, Parts, Str, Token, Tokens, TooLarge, ViewBuffer, ViewKind,
+    Writer, tag, write_json,
 };
 
 fn push(nodes: &mut Vec<Node>, node: Node) -> Item {
@@ -102,9 +102,10 @@ impl Message {
         }
     }
 
-    /// Decodes `bytes`, checking everything ([`crate::Tokens`]). Iterative.
-    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut tokens = Tokens::new(bytes)?;
+    /// Decodes a message, checking everything ([`crate::Tokens`]). Iterative.
+    pub fn decode<'a>(message: impl Into<Parts<'a>>) -> Result<Message, DecodeError> {
+        let message = message.into();
+        let mut tokens = Tokens::new(message)?;
         let mut nodes: Vec<Node> = Vec::new();
         // Open containers: (node index, the parent object's key to restore
         // at its end, a Map's key waiting for its value).
@@ -210,7 +211,7 @@ impl Message {
         }
         Err(DecodeError {
             what: "unexpected end",
-            at: bytes.len(),
+            at: message.bytes.len(),
         })
     }
 

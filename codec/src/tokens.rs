@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::{DecodeError, Reader, ViewKind, tag};
+use crate::{DecodeError, OUTSIDE_MIN, Parts, Reader, ViewKind, tag};
 
 /// A string of a message, as it was encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,6 +169,9 @@ pub struct Tokens<'a> {
     trusted_below: u64,
     /// The length of each ArrayBuffer, by reference index (a view's bounds).
     buffers: HashMap<u64, u64>,
+    /// The message's outside payloads, and how many were read.
+    outside: &'a [Vec<u8>],
+    outside_taken: usize,
     /// The whole value was read.
     done: bool,
     /// Read one value only, without the version byte or the trailing check.
@@ -176,14 +179,18 @@ pub struct Tokens<'a> {
 }
 
 impl<'a> Tokens<'a> {
-    /// A reader of the whole message `bytes` (checks the version byte).
-    pub fn new(bytes: &'a [u8]) -> Result<Tokens<'a>, DecodeError> {
+    /// A reader of the whole message (checks the version byte, and at the
+    /// end that every outside payload was used).
+    pub fn new(message: impl Into<Parts<'a>>) -> Result<Tokens<'a>, DecodeError> {
+        let Parts { bytes, outside } = message.into();
         Ok(Tokens {
             r: Reader::new(bytes)?,
             stack: Vec::new(),
             nodes: 0,
             trusted_below: 0,
             buffers: HashMap::new(),
+            outside,
+            outside_taken: 0,
             done: false,
             one_value: false,
         })
@@ -192,13 +199,15 @@ impl<'a> Tokens<'a> {
     /// A reader of the one value at byte `offset` of a message that was
     /// read whole before (so its references to earlier objects are valid),
     /// whose first object-like value has reference index `first_index`.
-    pub fn value_at(bytes: &'a [u8], offset: usize, first_index: u64) -> Result<Tokens<'a>, DecodeError> {
+    pub fn value_at(message: Parts<'a>, offset: usize, first_index: u64) -> Result<Tokens<'a>, DecodeError> {
         Ok(Tokens {
-            r: Reader::at(bytes, offset)?,
+            r: Reader::at(message.bytes, offset)?,
             stack: Vec::new(),
             nodes: first_index,
             trusted_below: first_index,
             buffers: HashMap::new(),
+            outside: message.outside,
+            outside_taken: 0,
             done: false,
             one_value: true,
         })
@@ -219,6 +228,13 @@ impl<'a> Tokens<'a> {
         self.stack.len()
     }
 
+    /// Outside payloads read so far: when an ArrayBuffer's token (or a
+    /// view's inline buffer) makes it grow, that payload is the message's
+    /// outside payload `outside_taken() - 1`.
+    pub fn outside_taken(&self) -> usize {
+        self.outside_taken
+    }
+
     /// The next token, or `None` once the message's value was read whole
     /// (then the bytes were checked to end there).
     #[allow(clippy::should_implement_trait)] // fallible: not an Iterator
@@ -232,6 +248,9 @@ impl<'a> Tokens<'a> {
             self.done = true;
             if !self.one_value {
                 self.r.finish()?;
+                if self.outside_taken != self.outside.len() {
+                    return Err(self.r.error("an outside payload the message does not use"));
+                }
             }
         }
         Ok(Some(token))
@@ -371,6 +390,12 @@ impl<'a> Tokens<'a> {
                 self.buffers.insert(index, n);
                 Token::ArrayBuffer(bytes)
             }
+            tag::ARRAY_BUFFER_OUT => {
+                let bytes = self.outside_payload()?;
+                let index = self.take_index();
+                self.buffers.insert(index, bytes.len() as u64);
+                Token::ArrayBuffer(bytes)
+            }
             tag::VIEW => self.view()?,
             tag::ERROR | tag::ERROR_PROPS => {
                 let name = r.any_string()?;
@@ -397,6 +422,25 @@ impl<'a> Tokens<'a> {
         })
     }
 
+    /// The payload an ARRAY_BUFFER_OUT names (its tag read): the next
+    /// outside payload in a whole message; any of them in a value read
+    /// again ([`Tokens::value_at`]).
+    fn outside_payload(&mut self) -> Result<&'a [u8], DecodeError> {
+        let k = self.r.varint()?;
+        if !self.one_value && k != self.outside_taken as u64 {
+            return Err(self.r.error("outside payloads out of order"));
+        }
+        let payload = usize::try_from(k)
+            .ok()
+            .and_then(|k| self.outside.get(k))
+            .ok_or_else(|| self.r.error("an outside payload the message does not have"))?;
+        if payload.len() < OUTSIDE_MIN {
+            return Err(self.r.error("an outside payload under 64 KiB"));
+        }
+        self.outside_taken += 1;
+        Ok(payload)
+    }
+
     #[inline]
     fn view(&mut self) -> Result<Token<'a>, DecodeError> {
         let kind = ViewKind::from_byte(self.r.byte()?).ok_or_else(|| self.r.error("unknown view kind"))?;
@@ -411,6 +455,12 @@ impl<'a> Tokens<'a> {
                 let index = self.take_index();
                 self.buffers.insert(index, n);
                 (ViewBuffer::Inline(bytes), Some(n))
+            }
+            tag::ARRAY_BUFFER_OUT => {
+                let bytes = self.outside_payload()?;
+                let index = self.take_index();
+                self.buffers.insert(index, bytes.len() as u64);
+                (ViewBuffer::Inline(bytes), Some(bytes.len() as u64))
             }
             tag::REF => {
                 let i = self.r.varint()?;
@@ -463,8 +513,8 @@ fn is_array_own_key(key: Str<'_>) -> bool {
 
 /// Checks a whole message without building anything: the host's check of
 /// every message a guest sends. Returns the number of object-like values.
-pub fn validate(bytes: &[u8]) -> Result<u64, DecodeError> {
-    let mut tokens = Tokens::new(bytes)?;
+pub fn validate<'a>(message: impl Into<Parts<'a>>) -> Result<u64, DecodeError> {
+    let mut tokens = Tokens::new(message)?;
     while tokens.next()?.is_some() {}
     Ok(tokens.next_index())
 }

@@ -1,7 +1,7 @@
 //! Tests of the token reader (`tokens.rs`).
 
 use super::*;
-use crate::Writer;
+use crate::{OUTSIDE_MIN, Parts, ViewKind, Writer};
 
 fn bytes(build: impl FnOnce(&mut Writer)) -> Vec<u8> {
     let mut w = Writer::new(usize::MAX);
@@ -159,7 +159,7 @@ fn a_value_can_be_read_again_from_its_offset() {
     assert_eq!(whole.next().unwrap(), Some(Token::Array(2)));
     let object_at = whole.offset();
     let again: Vec<Token<'_>> = {
-        let mut t = Tokens::value_at(&msg, object_at, 1).unwrap();
+        let mut t = Tokens::value_at((&msg).into(), object_at, 1).unwrap();
         std::iter::from_fn(|| t.next().unwrap()).collect()
     };
     assert_eq!(
@@ -174,4 +174,93 @@ fn a_value_can_be_read_again_from_its_offset() {
     let rest: Vec<Token<'_>> = std::iter::from_fn(|| whole.next().unwrap()).collect();
     assert_eq!(rest[..4], again[..]);
     assert_eq!(rest[4..], [Token::Ref(1), Token::End]);
+}
+
+/// `[Uint8Array over outside payload 0 (from byte 2, 3 elements), outside
+/// payload 1, the view's buffer again]` and its payloads.
+fn outside_message() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut w = Writer::new(usize::MAX);
+    w.tag(tag::ARRAY).unwrap();
+    w.varint(3).unwrap();
+    w.tag(tag::VIEW).unwrap();
+    w.tag(ViewKind::Uint8 as u8).unwrap();
+    w.varint(2).unwrap();
+    w.varint(3).unwrap();
+    assert_eq!(w.array_buffer_outside(OUTSIDE_MIN), Ok(0));
+    assert_eq!(w.array_buffer_outside(OUTSIDE_MIN + 1), Ok(1));
+    w.tag(tag::REF).unwrap();
+    w.varint(2).unwrap();
+    (w.finish(), vec![vec![1; OUTSIDE_MIN], vec![2; OUTSIDE_MIN + 1]])
+}
+
+#[test]
+fn outside_payloads_are_read_in_order_and_each_once() {
+    let (msg, outside) = outside_message();
+    let parts = Parts {
+        bytes: &msg,
+        outside: &outside,
+    };
+    let mut t = Tokens::new(parts).unwrap();
+    assert_eq!(t.next().unwrap(), Some(Token::Array(3)));
+    let Some(Token::View {
+        buffer: ViewBuffer::Inline(b),
+        offset: 2,
+        length: 3,
+        ..
+    }) = t.next().unwrap()
+    else {
+        panic!("a view over an outside payload")
+    };
+    assert_eq!((b.as_ptr(), t.outside_taken()), (outside[0].as_ptr(), 1));
+    assert_eq!(t.next().unwrap(), Some(Token::ArrayBuffer(&outside[1])));
+    assert_eq!(t.outside_taken(), 2);
+    assert_eq!(t.next().unwrap(), Some(Token::Ref(2)));
+    assert_eq!(validate(parts), Ok(4));
+    assert_eq!(parts.len(), msg.len() + 2 * OUTSIDE_MIN + 1);
+}
+
+#[test]
+fn outside_payloads_must_match_the_message() {
+    let (msg, outside) = outside_message();
+    let small = vec![outside[0].clone(), vec![2; OUTSIDE_MIN - 1]];
+    let extra = vec![outside[0].clone(), outside[1].clone(), outside[1].clone()];
+    let cases: [(&[Vec<u8>], &str); 4] = [
+        (&[], "an outside payload the message does not have"),
+        (&outside[..1], "an outside payload the message does not have"),
+        (&small, "an outside payload under 64 KiB"),
+        (&extra, "an outside payload the message does not use"),
+    ];
+    for (outside, what) in cases {
+        let parts = Parts { bytes: &msg, outside };
+        assert_eq!(validate(parts).map_err(|e| e.what), Err(what));
+    }
+    // Payload 1 named first.
+    let mut w = Writer::new(usize::MAX);
+    w.tag(tag::ARRAY_BUFFER_OUT).unwrap();
+    w.varint(1).unwrap();
+    let swapped = w.finish();
+    let parts = Parts {
+        bytes: &swapped,
+        outside: &outside,
+    };
+    assert_eq!(
+        validate(parts).map_err(|e| e.what),
+        Err("outside payloads out of order")
+    );
+}
+
+#[test]
+fn outside_payloads_count_toward_the_limit() {
+    let mut w = Writer::new(OUTSIDE_MIN + 8);
+    w.array_buffer_outside(OUTSIDE_MIN).unwrap();
+    assert_eq!(
+        w.string("0123456789"),
+        Err(crate::TooLarge {
+            limit: OUTSIDE_MIN + 8
+        })
+    );
+    assert_eq!(
+        Writer::new(OUTSIDE_MIN).array_buffer_outside(OUTSIDE_MIN),
+        Err(crate::TooLarge { limit: OUTSIDE_MIN })
+    );
 }

@@ -193,7 +193,7 @@ impl Worker {
     /// `postMessage` of a message already encoded (checked against this
     /// worker's message size limit).
     pub fn post_encoded(&self, message: Encoded) -> Result<()> {
-        if message.bytes().len() > self.message_limit {
+        if message.len() > self.message_limit {
             return Err(crate::error::MessageError::TooLarge {
                 limit: self.message_limit,
             }

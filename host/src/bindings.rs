@@ -6,6 +6,9 @@ pub mod worker {
         world: "worker",
         path: "../wit",
         imports: {
+            // An outside payload under 64 KiB or over the message limit
+            // kills its sender (reason `crash`).
+            "miniworker:sandbox/context.post-outside": trappable,
             // `testOnProcessKilled` ends the worker with a trap of our own type.
             "miniworker:sandbox/worker-host.test-kill": trappable,
             // A malformed message kills its sender (reason `crash`).
@@ -31,4 +34,6 @@ pub mod main {
     });
 }
 
-pub use worker::miniworker::sandbox::types::{ContextLimits, JsError as WitJsError, LogLevel, TurnState};
+pub use worker::miniworker::sandbox::types::{
+    ContextLimits, JsError as WitJsError, LogLevel, Message as WitMessage, TurnState,
+};

@@ -3,9 +3,17 @@
 //! one representation and is turned into the public one here.
 
 use crate::bindings::main::exports::miniworker::sandbox::main_events;
-use crate::bindings::{LogLevel, WitJsError};
+use crate::bindings::{LogLevel, WitJsError, WitMessage};
 use crate::error::{JsError, KillReason};
 use crate::event::ConsoleLevel;
+use crate::message::Encoded;
+
+impl From<Encoded> for WitMessage {
+    fn from(message: Encoded) -> Self {
+        let (bytes, outside) = message.into_parts();
+        WitMessage { bytes, outside }
+    }
+}
 
 impl From<LogLevel> for ConsoleLevel {
     fn from(level: LogLevel) -> Self {

@@ -135,7 +135,7 @@ impl Event {
     /// The bytes the host keeps for it while it is queued (docs/spec.md section 5).
     pub(crate) fn byte_len(&self) -> usize {
         match self {
-            Event::Message(m) => m.bytes().len(),
+            Event::Message(m) => m.len(),
             Event::Console { args, .. } => line_len(args),
             Event::Error { error, .. } => error.byte_len(),
             Event::Killed { message, .. } => message.len(),

@@ -12,6 +12,11 @@ export const context = {
     events.push({ type: 'error', message: error.message, filename: error.filename, lineno: error.lineno });
   },
   beginTurn() {},
+  // The payload of an ArrayBuffer of 64 KiB or more in the next message
+  // (docs/codec.md, ARRAY_BUFFER_OUT); this test's messages have none.
+  postOutside(payload) {
+    events.push({ type: 'outside', bytes: payload.length });
+  },
   // This host serves no module files: every require is refused, with the
   // message a worker expects (a WIT result error is a thrown value in jco).
   resolveModule(from, request) {

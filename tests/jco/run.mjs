@@ -45,7 +45,11 @@ const state = worker.turns.start('/workers/echo.js', source, {
   maxMessageBytes: 16 * 1024 * 1024,
   maxTimers: 10000,
 });
-const after = worker.workerEvents.deliverMessages([encodeString('hello'), encodeString('wörld')]);
+// A message is its bytes and the payloads of its outside ArrayBuffers (none here).
+const after = worker.workerEvents.deliverMessages([
+  { bytes: encodeString('hello'), outside: [] },
+  { bytes: encodeString('wörld'), outside: [] },
+]);
 console.log(JSON.stringify({
   listening: [state.listening, after.listening],
   console: events.filter((e) => e.type === 'console').map((e) => e.args.join(' ')),

@@ -78,7 +78,7 @@ fn main() {
             let mut encoded = 0;
             let codec = time(n, || {
                 codec::encode(ctx, value.clone(), DEFAULT_MAX_MESSAGE, |bytes| {
-                    codec::decode(ctx, bytes)?;
+                    codec::decode(ctx, bytes, Vec::new())?;
                     encoded = bytes.len();
                     Ok(())
                 })

@@ -62,6 +62,8 @@ pub struct Hooks {
     pub resolve_module: fn(&str, &str) -> Result<String, String>,
     /// Reads a module file that `resolve_module` gave.
     pub load_module: fn(&str) -> Result<String, String>,
+    /// Sends the next outside payload of the message posted next.
+    pub post_outside: fn(&[u8]),
 }
 
 /// The limits a context enforces itself (the host enforces the others).
@@ -301,13 +303,13 @@ impl Context {
     /// function `method` (looked up once), then a microtask checkpoint, with
     /// `between` called before each turn but the first. The state for the
     /// host is read once, after the last.
-    pub fn turns<T, F>(&self, items: &[T], between: impl Fn(), method: &str, mut macrotask: F) -> TurnState
+    pub fn turns<T, F>(&self, items: Vec<T>, between: impl Fn(), method: &str, mut macrotask: F) -> TurnState
     where
-        F: for<'js> FnMut(&Ctx<'js>, &Function<'js>, &T) -> quickjs::Result<()>,
+        F: for<'js> FnMut(&Ctx<'js>, &Function<'js>, T) -> quickjs::Result<()>,
     {
         self.with_preludes(|ctx, _, role| {
             let function: Option<Function> = role.get(method).ok();
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.into_iter().enumerate() {
                 if i > 0 {
                     between();
                 }
@@ -495,9 +497,7 @@ fn common_natives<'js>(ctx: &Ctx<'js>, hooks: Hooks) -> quickjs::Result<Object<'
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, value: Value<'js>| -> quickjs::Result<Value<'js>> {
-                crate::codec::encode(&ctx, value, max_message(&ctx), |bytes| {
-                    crate::codec::decode(&ctx, bytes)
-                })
+                crate::codec::structured_clone(&ctx, value, max_message(&ctx))
             },
         )?,
     )?;

@@ -45,6 +45,7 @@ macro_rules! component_glue {
             uncaught_error: |e| miniworker::sandbox::context::uncaught_error(&to_wit_error(e)),
             resolve_module: miniworker::sandbox::context::resolve_module,
             load_module: miniworker::sandbox::context::load_module,
+            post_outside: miniworker::sandbox::context::post_outside,
         };
 
         /// Runs `f` on the started context; before `start` there is nothing to run.

@@ -78,10 +78,6 @@ impl main_events::Guest for Component {
     fn deliver_worker_event(id: u32, event: WorkerEvent) -> miniworker::sandbox::types::TurnState {
         with_context(|cx| {
             cx.turn(|ctx, _, role| match event {
-                WorkerEvent::Message(data) => {
-                    let deliver: Function = role.get("deliverMessage")?;
-                    deliver.call((id, codec::decode(ctx, &data)?))
-                }
                 WorkerEvent::Error(e) => {
                     let o = Object::new(ctx.clone())?;
                     o.set("name", e.name)?;
@@ -99,14 +95,17 @@ impl main_events::Guest for Component {
         })
     }
 
-    fn deliver_worker_messages(id: u32, batch: Vec<Vec<u8>>) -> miniworker::sandbox::types::TurnState {
+    fn deliver_worker_messages(
+        id: u32,
+        batch: Vec<miniworker::sandbox::types::Message>,
+    ) -> miniworker::sandbox::types::TurnState {
         with_context(|cx| {
             cx.turns(
-                &batch,
+                batch,
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
                 |ctx, deliver, data| {
-                    let data = codec::decode(ctx, data)?;
+                    let data = codec::decode(ctx, &data.bytes, data.outside)?;
                     native::call_with(ctx, deliver, &[native::number(id), data.as_raw()])
                 },
             )

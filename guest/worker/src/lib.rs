@@ -39,14 +39,16 @@ miniworker_guest::native_fn!(
 );
 
 impl exports::miniworker::sandbox::worker_events::Guest for Component {
-    fn deliver_messages(batch: Vec<Vec<u8>>) -> miniworker::sandbox::types::TurnState {
+    fn deliver_messages(
+        batch: Vec<miniworker::sandbox::types::Message>,
+    ) -> miniworker::sandbox::types::TurnState {
         with_context(|cx| {
             cx.turns(
-                &batch,
+                batch,
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
                 |ctx, deliver, data| {
-                    let message = codec::decode(ctx, data)?;
+                    let message = codec::decode(ctx, &data.bytes, data.outside)?;
                     native::call_with(ctx, deliver, &[message.as_raw()])
                 },
             )

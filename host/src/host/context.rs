@@ -42,6 +42,10 @@ impl context::Host for HostState {
         }
     }
 
+    fn post_outside(&mut self, payload: Vec<u8>) -> wasmtime::Result<()> {
+        self.outside.push(payload, self.limits.message_bytes())
+    }
+
     fn uncaught_error(&mut self, error: WitJsError) {
         match self.role {
             Role::Main => self.instance.main_uncaught(error.into()),

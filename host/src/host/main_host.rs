@@ -25,7 +25,7 @@ impl main_host::Host for HostState {
     }
 
     fn post_to_worker(&mut self, id: u32, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        let message = Encoded::from_guest(data, self.limits.message_bytes())?;
+        let message = Encoded::from_guest(data, &mut self.outside, self.limits.message_bytes())?;
         Ok(self
             .instance
             .post_to_worker(id, message)

@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::instance::{Instance, WorkerStart};
 use crate::limits::{HostUsage, Limits, MemoryCap, TurnBudget};
+use crate::message::Outside;
 
 /// Which context a store runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub(crate) struct HostState {
     /// when the turn ends (no event of a worker reaches the main thread
     /// before that anyway, docs/spec.md section 4).
     pub(crate) starting: Vec<WorkerStart>,
+    /// Outside payloads sent for the message this context posts next.
+    pub(crate) outside: Outside,
 }
 
 impl HostState {
@@ -65,6 +68,7 @@ impl HostState {
             limits,
             budget: TurnBudget::new(),
             starting: Vec::new(),
+            outside: Outside::default(),
         }
     }
 

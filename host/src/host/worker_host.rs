@@ -8,7 +8,7 @@ use crate::message::Encoded;
 
 impl worker_host::Host for HostState {
     fn post_message(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        let message = Encoded::from_guest(data, self.limits.message_bytes())?;
+        let message = Encoded::from_guest(data, &mut self.outside, self.limits.message_bytes())?;
         let Role::Worker(id) = self.role else {
             return Ok(Err("not a worker".into()));
         };

@@ -22,6 +22,7 @@ pub(crate) use queues::MainJob;
 pub use queues::Stats;
 use queues::{Ended, Slot, State, queue_full};
 
+use crate::bindings::WitMessage;
 use crate::capacity::{Capacity, ContextSlot};
 use crate::error::{Error, HostResource, JsError, KillReason, Result, Toward};
 use crate::event::{Dropped, Event, EventSink, Source};
@@ -54,7 +55,7 @@ pub(crate) struct WorkerStart {
 /// The next job of a worker's context.
 pub(crate) enum WorkerJob {
     /// Messages that are ready, in order (a batch, each its own turn).
-    Messages(Vec<Vec<u8>>),
+    Messages(Vec<WitMessage>),
     Timer,
     /// Nothing now: the context is parked until something makes it ready.
     Parked,

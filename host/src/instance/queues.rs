@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use crate::bindings::WitMessage;
 use crate::error::{Error, KillReason, QueueLimit, Toward};
 use crate::event::Event;
 use crate::limits::{Limits, Usage};
@@ -160,7 +161,7 @@ pub(crate) enum MainJob {
     Event(u32, Event),
     /// Messages of one worker that are ready together, in order, at most
     /// [`MAIN_BATCH`] (each its own turn).
-    Messages(u32, Vec<Vec<u8>>),
+    Messages(u32, Vec<WitMessage>),
     Timer,
     Quiescent,
     Stopped,
@@ -185,7 +186,7 @@ impl State {
         let Some(slot) = self.slot(id) else {
             return Err(self.ended_error(id));
         };
-        let len = message.bytes().len();
+        let len = message.len();
         if let Some(limit) = queue_full(&slot.limits, slot.inbox.len(), slot.inbox_bytes, len) {
             return Err(Error::QueueFull {
                 toward: Toward::Worker,
@@ -262,7 +263,7 @@ impl State {
                     };
                     // With a listener, the messages of the same worker right
                     // behind it that became ready before the timer go too.
-                    let mut batch = vec![first.into_bytes()];
+                    let mut batch = vec![first.into()];
                     while listening && batch.len() < MAIN_BATCH {
                         let next = self.to_main.front().filter(|n| {
                             n.id == q.id
@@ -277,7 +278,7 @@ impl State {
                             ..
                         }) = self.take_to_main(0)
                         {
-                            batch.push(m.into_bytes());
+                            batch.push(m.into());
                         }
                     }
                     return Ok(MainJob::Messages(q.id, batch));

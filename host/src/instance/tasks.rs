@@ -75,12 +75,12 @@ impl Instance {
                     if batch.len() == BATCH || timer_ready.is_some_and(|due| *at >= due) {
                         break;
                     }
-                    let len = message.bytes().len();
+                    let len = message.len();
                     let Some((_, message)) = slot.inbox.pop_front() else {
                         break;
                     };
                     slot.inbox_bytes = slot.inbox_bytes.saturating_sub(len);
-                    batch.push(message.into_bytes());
+                    batch.push(message.into());
                 }
                 return WorkerJob::Messages(batch);
             }

@@ -9,6 +9,8 @@ pub fn context(console: fn(Level, &[String])) -> Context {
         uncaught_error: |e: JsError| eprintln!("uncaught: {} {}", e.message, e.stack),
         resolve_module: |_, request| Err(format!("no modules here: {request}")),
         load_module: |filename| Err(format!("no modules here: {filename}")),
+        // The timed objects have no ArrayBuffer of 64 KiB or more.
+        post_outside: |payload| eprintln!("an outside payload of {} bytes, not kept here", payload.len()),
     };
     let limits = Limits {
         stack: 512 << 10,

@@ -5,8 +5,9 @@ use std::ffi::c_void;
 use std::ptr::null_mut;
 
 use javy::quickjs::{self, Ctx, Exception, Object, TypedArray, Value, qjs};
-use miniworker_codec::{DecodeError, Str, Token, Tokens, ViewBuffer};
+use miniworker_codec::{DecodeError, Parts, Str, Token, Tokens, ViewBuffer};
 
+use super::outside::Adopter;
 use super::raw::Raw;
 use super::shapes::{Node, Shapes, set_slot};
 use super::{OwnedAtom, helper, with_state};
@@ -88,12 +89,19 @@ pub(crate) struct Scratch {
 /// Stacks that grew past this many entries are not kept.
 const SCRATCH_KEPT: usize = 1024;
 
-/// Decodes a message into a fresh value. Iterative; the structure is read
-/// by the codec crate's [`Tokens`], which checks it.
-pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> {
+/// Decodes a message (its bytes and its outside payloads, which its
+/// ArrayBuffers take over) into a fresh value. Iterative; the structure is
+/// read by the codec crate's [`Tokens`], which checks it.
+pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8], mut outside: Vec<Vec<u8>>) -> quickjs::Result<Value<'js>> {
     with_state(ctx, |state| {
         let mut scratch = state.decoding.take();
-        let decoded = decode_with(ctx, state, bytes, &mut scratch);
+        let mut adopter = Adopter::new(&mut outside);
+        let message = Parts {
+            bytes,
+            outside: &outside,
+        };
+        let decoded = decode_with(ctx, state, message, &mut adopter, &mut scratch);
+        adopter.release(outside);
         if scratch.nodes.capacity() <= SCRATCH_KEPT
             && scratch.open.capacity() <= SCRATCH_KEPT
             && scratch.props.capacity() <= SCRATCH_KEPT
@@ -110,14 +118,26 @@ pub fn decode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> quickjs::Result<Value<'js>> 
 fn decode_with<'js>(
     ctx: &Ctx<'js>,
     state: &super::State,
-    bytes: &[u8],
+    message: Parts<'_>,
+    adopter: &mut Adopter,
     Scratch { nodes, open, props }: &mut Scratch,
 ) -> quickjs::Result<Value<'js>> {
     let helpers = state.helpers.clone().restore(ctx)?;
     let m = |e: DecodeError| malformed(ctx, e);
-    let mut tokens = Tokens::new(bytes).map_err(m)?;
+    let mut tokens = Tokens::new(message).map_err(m)?;
     let raw = ctx.as_raw().as_ptr();
     state.shapes.borrow_mut().make_room(raw);
+    // An ArrayBuffer's bytes: the next outside payload, taken over, when
+    // reading its token took one; else a copy.
+    let mut taken = 0;
+    let mut new_buffer = |tokens: &Tokens<'_>, b: &[u8]| {
+        if tokens.outside_taken() > taken {
+            taken = tokens.outside_taken();
+            adopter.adopt(ctx, taken - 1)
+        } else {
+            array_buffer(raw, b)
+        }
+    };
     let undefined = || Raw::plain(raw, qjs::JS_UNDEFINED);
     while let Some(token) = tokens.next().map_err(m)? {
         // `None`: an array hole.
@@ -249,7 +269,7 @@ fn decode_with<'js>(
                 Some(v)
             }
             Token::ArrayBuffer(b) => {
-                let v = array_buffer(raw, b)?;
+                let v = new_buffer(&tokens, b)?;
                 nodes.push(v.clone());
                 Some(v)
             }
@@ -263,7 +283,7 @@ fn decode_with<'js>(
                 nodes.push(undefined());
                 let buffer = match buffer {
                     ViewBuffer::Inline(b) => {
-                        let v = array_buffer(raw, b)?;
+                        let v = new_buffer(&tokens, b)?;
                         nodes.push(v.clone());
                         v
                     }

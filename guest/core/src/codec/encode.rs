@@ -9,7 +9,8 @@ use javy::quickjs::{self, Array, Ctx, Object, Type, TypedArray, Value, qjs};
 use miniworker_codec::{ViewKind, Writer, tag};
 use rustc_hash::FxHashMap;
 
-use super::keys::own_keys;
+use super::keys::{array_props, own_keys};
+use super::outside::{Pending, goes_outside, read_may_run_js};
 use super::raw::{Primitive, Raw, get, primitive};
 use super::shapes::{Shapes, Skeleton, shape_of, slot};
 use super::strings::StringCache;
@@ -64,6 +65,8 @@ struct Encoder<'a, 'js> {
     /// read later (a getter may have resized or detached the buffer since)
     /// must fit what was written.
     buffer_lens: FxHashMap<usize, u64>,
+    /// The payloads of ArrayBuffers that travel outside the bytes.
+    outside: Pending<'js>,
     stack: Vec<Frame<'js>>,
 }
 
@@ -79,14 +82,30 @@ pub(crate) struct Scratch {
 const SCRATCH_BYTES_KEPT: usize = 64 << 10;
 const SCRATCH_ENTRIES_KEPT: usize = 1024;
 
-/// Encodes `value` for `postMessage`, at most `limit` bytes, and hands the
-/// bytes to `then`. Throws `DataCloneError` for what cannot be cloned and
+/// Encodes `value` for `postMessage`, at most `limit` bytes, hands its
+/// outside payloads to the host (`context.post-outside`), then the bytes to
+/// `then`. Throws `DataCloneError` for what cannot be cloned and
 /// `RangeError` past the limit.
 pub fn encode<'js, R>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
     limit: usize,
     then: impl FnOnce(&[u8]) -> quickjs::Result<R>,
+) -> quickjs::Result<R> {
+    encode_with(ctx, value, limit, |bytes, outside| {
+        let post = crate::state::with(ctx, |shared| Ok(shared.hooks.post_outside))?;
+        outside.each(ctx, post)?;
+        then(bytes)
+    })
+}
+
+/// Encodes `value` as [`encode`] does, and hands the bytes and the outside
+/// payloads to `then`.
+pub(crate) fn encode_with<'js, R>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    limit: usize,
+    then: impl FnOnce(&[u8], &Pending<'js>) -> quickjs::Result<R>,
 ) -> quickjs::Result<R> {
     with_state(ctx, |state| {
         let Scratch {
@@ -105,6 +124,7 @@ pub fn encode<'js, R>(
             seen,
             keep: Vec::new(),
             buffer_lens,
+            outside: Pending::default(),
             stack: Vec::new(),
         };
         let written = enc.run(value);
@@ -112,10 +132,11 @@ pub fn encode<'js, R>(
             w,
             mut seen,
             mut buffer_lens,
+            outside,
             ..
         } = enc;
         let buf = w.finish();
-        let result = written.and_then(|()| then(&buf));
+        let result = written.and_then(|()| then(&buf, &outside));
         if buf.capacity() <= SCRATCH_BYTES_KEPT
             && seen.capacity() <= SCRATCH_ENTRIES_KEPT
             && buffer_lens.capacity() <= SCRATCH_ENTRIES_KEPT
@@ -171,6 +192,7 @@ impl<'js> Encoder<'_, 'js> {
                     None => Next::End,
                     Some(key) => {
                         *i += 1;
+                        self.outside.settle();
                         Next::Prop(key.raw(), get(self.ctx, obj, key.raw())?)
                     }
                 },
@@ -184,6 +206,7 @@ impl<'js> Encoder<'_, 'js> {
                         let v = if shape_of(obj.as_raw()) == skeleton.shape() {
                             slot(self.ctx.as_raw().as_ptr(), obj.as_raw(), at)
                         } else {
+                            self.outside.settle();
                             get(self.ctx, obj, key)?
                         };
                         Next::Prop(key, v)
@@ -195,6 +218,9 @@ impl<'js> Encoder<'_, 'js> {
                     } else {
                         let idx = *i;
                         *i += 1;
+                        if self.outside.unsettled() && read_may_run_js(obj, idx) {
+                            self.outside.settle();
+                        }
                         let v: Value = obj.get(idx)?;
                         if v.is_undefined() && !obj.contains_key(idx)? {
                             // A hole with many elements left: read the array's
@@ -230,6 +256,7 @@ impl<'js> Encoder<'_, 'js> {
                     } else {
                         *k += 1;
                         *i += 1;
+                        self.outside.settle();
                         let v: Value = obj.get(next)?;
                         if is_skipped(&v) {
                             Next::Hole
@@ -444,7 +471,7 @@ impl<'js> Encoder<'_, 'js> {
             let len: u32 = obj.get("length")?;
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
-            let props = self.array_props(&obj)?;
+            let props = array_props(self.ctx, &obj)?;
             let t = if props.is_empty() {
                 tag::ARRAY
             } else {
@@ -463,6 +490,8 @@ impl<'js> Encoder<'_, 'js> {
             } else {
                 (tag::SET, "setValues")
             };
+            // May run project code (getters, a patched `push`).
+            self.outside.settle();
             let items: Array = helper(&self.helpers, name)?.call((obj,))?;
             fits(self.ctx, self.w.tag(t))?;
             let len = items.len();
@@ -472,6 +501,8 @@ impl<'js> Encoder<'_, 'js> {
             let r = self.w.tag(tag::DATE).and_then(|_| self.w.bytes(&t.to_le_bytes()));
             fits(self.ctx, r)?;
         } else if class == c.regexp {
+            // May run project code (getters, a patched `push`).
+            self.outside.settle();
             let parts: Array = helper(&self.helpers, "regexpParts")?.call((obj,))?;
             let (source, flags): (Value, Value) = (parts.get(0)?, parts.get(1)?);
             fits(self.ctx, self.w.tag(tag::REGEXP))?;
@@ -502,6 +533,8 @@ impl<'js> Encoder<'_, 'js> {
                 ));
             }
         } else if class == c.error {
+            // May run project code (getters, a patched `push`).
+            self.outside.settle();
             let parts: Array = helper(&self.helpers, "errorParts")?.call((obj.clone(),))?;
             let (name, message, stack): (Value, Value, Value) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
             // An AggregateError's own `errors`: the one property beyond these.
@@ -552,28 +585,6 @@ impl<'js> Encoder<'_, 'js> {
         Ok(())
     }
 
-    /// An array's own enumerable string-keyed properties that are not
-    /// indexes (usually none), read without making a key of every index:
-    /// QuickJS lists indexes as tagged-integer atoms, which are skipped.
-    fn array_props(&self, obj: &Object<'js>) -> quickjs::Result<Vec<OwnedAtom>> {
-        // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
-        const ATOM_TAG_INT: u32 = 1 << 31;
-        let raw_ctx = self.ctx.as_raw().as_ptr();
-        own_keys(self.ctx, obj, |atom| {
-            if atom & ATOM_TAG_INT != 0 {
-                return false;
-            }
-            // SAFETY: makes a new owned string value of a live atom.
-            let key = unsafe { Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(raw_ctx, atom)) };
-            // An index past the tagged range (not reachable under the
-            // message limit, checked all the same) is an element too.
-            !key.as_string().and_then(|k| k.to_string().ok()).is_some_and(|k| {
-                k.parse::<u32>()
-                    .is_ok_and(|i| i != u32::MAX && i.to_string() == k)
-            })
-        })
-    }
-
     fn array_buffer(&mut self, obj: &Object<'js>) -> quickjs::Result<()> {
         let mut size: qjs::size_t = 0;
         // SAFETY: `obj` is a live ArrayBuffer (checked by class id); a detached
@@ -585,8 +596,13 @@ impl<'js> Encoder<'_, 'js> {
             // SAFETY: QuickJS reports `size` bytes at `ptr`, alive while `obj` is.
             unsafe { std::slice::from_raw_parts(ptr, size as usize) }
         };
-        fits(self.ctx, self.w.room_for(bytes.len() as u64))?;
         self.buffer_lens.insert(identity(obj), bytes.len() as u64);
+        if goes_outside(bytes.len()) {
+            fits(self.ctx, self.w.array_buffer_outside(bytes.len()).map(drop))?;
+            self.outside.push(obj, bytes.as_ptr(), bytes.len());
+            return Ok(());
+        }
+        fits(self.ctx, self.w.room_for(bytes.len() as u64))?;
         let r = self
             .w
             .tag(tag::ARRAY_BUFFER)

@@ -1,9 +1,9 @@
 //! Property keys as QuickJS atoms, for both directions of the codec: an
 //! owned reference to an atom ([`OwnedAtom`]), an object's keys listed as
-//! atoms ([`own_keys`]) and the per-context cache of keys seen before
+//! atoms ([`own_keys`], an array's non-index ones [`array_props`]) and the per-context cache of keys seen before
 //! ([`KeyCache`]).
 
-use javy::quickjs::{self, Ctx, Object, qjs};
+use javy::quickjs::{self, Ctx, Object, Value, qjs};
 use rustc_hash::FxHashMap;
 
 /// One reference to a QuickJS atom, given back when dropped.
@@ -68,6 +68,28 @@ pub(crate) fn own_keys(
         unsafe { qjs::js_free(raw_ctx, tab.cast()) };
     }
     Ok(keys)
+}
+
+/// An array's own enumerable string-keyed properties that are not
+/// indexes (usually none), read without making a key of every index:
+/// QuickJS lists indexes as tagged-integer atoms, which are skipped.
+pub(crate) fn array_props(ctx: &Ctx<'_>, obj: &Object<'_>) -> quickjs::Result<Vec<OwnedAtom>> {
+    // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
+    const ATOM_TAG_INT: u32 = 1 << 31;
+    let raw_ctx = ctx.as_raw().as_ptr();
+    own_keys(ctx, obj, |atom| {
+        if atom & ATOM_TAG_INT != 0 {
+            return false;
+        }
+        // SAFETY: makes a new owned string value of a live atom.
+        let key = unsafe { Value::from_raw(ctx.clone(), qjs::JS_AtomToValue(raw_ctx, atom)) };
+        // An index past the tagged range (not reachable under the
+        // message limit, checked all the same) is an element too.
+        !key.as_string().and_then(|k| k.to_string().ok()).is_some_and(|k| {
+            k.parse::<u32>()
+                .is_ok_and(|i| i != u32::MAX && i.to_string() == k)
+        })
+    })
 }
 
 /// Property keys encoded or decoded before in this context: records of one

@@ -25,12 +25,23 @@
 mod decode;
 mod encode;
 mod keys;
+mod outside;
 mod raw;
 mod shapes;
 mod strings;
 
 pub use decode::decode;
 pub use encode::encode;
+
+/// `structuredClone(value)`: encoded and decoded in this context, each
+/// outside payload copied once.
+pub fn structured_clone<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::Result<Value<'js>> {
+    encode::encode_with(ctx, value, limit, |bytes, outside| {
+        let mut copies = Vec::new();
+        outside.each(ctx, |payload| copies.push(payload.to_vec()))?;
+        decode(ctx, bytes, copies)
+    })
+}
 pub(crate) use keys::{KeyCache, OwnedAtom};
 
 use std::cell::RefCell;
