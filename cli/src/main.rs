@@ -124,7 +124,26 @@ fn signal_outcome() -> Outcome {
     (SIGNAL.load(Ordering::SeqCst).max(130), ExitReason::Signal)
 }
 
+/// Keeps memory that glibc's malloc frees for the next allocations. By
+/// default it gives the top of a heap back to the kernel past a threshold
+/// it derives from the largest block freed so far (at most 32 MiB), so a
+/// run moving messages of megabytes (their bytes and the payloads of large
+/// ArrayBuffers, lifted out of one guest and freed after the next) paid a
+/// page fault for every 4 KiB of every message: 10 MB of typed arrays from
+/// app.js 9.3-11.8 -> 6.3 ms per round trip (docs/BENCHMARKS.md). Fixed
+/// thresholds above the default message limit keep them: a freed block
+/// below 32 MiB stays in the heap, and a heap keeps up to 64 MiB free.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: sets two of glibc's malloc parameters, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     tracing_subscriber::fmt()
         // Warnings (a precompiled component this CPU cannot run, ...) show
         // unless RUST_LOG says otherwise.

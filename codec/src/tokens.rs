@@ -247,13 +247,21 @@ impl<'a> Tokens<'a> {
         if self.stack.is_empty() && !matches!(token, Token::Key(_)) && !opens(&token) {
             self.done = true;
             if !self.one_value {
-                self.r.finish()?;
-                if self.outside_taken != self.outside.len() {
-                    return Err(self.r.error("an outside payload the message does not use"));
-                }
+                self.finish()?;
             }
         }
         Ok(Some(token))
+    }
+
+    /// The checks at the end of a whole message: no trailing bytes, every
+    /// outside payload used.
+    #[cold]
+    fn finish(&self) -> Result<(), DecodeError> {
+        self.r.finish()?;
+        if self.outside_taken != self.outside.len() {
+            return Err(self.r.error("an outside payload the message does not use"));
+        }
+        Ok(())
     }
 
     #[inline]
@@ -514,6 +522,10 @@ fn is_array_own_key(key: Str<'_>) -> bool {
 /// Checks a whole message without building anything: the host's check of
 /// every message a guest sends. Returns the number of object-like values.
 pub fn validate<'a>(message: impl Into<Parts<'a>>) -> Result<u64, DecodeError> {
+    validate_parts(message.into())
+}
+
+fn validate_parts(message: Parts<'_>) -> Result<u64, DecodeError> {
     let mut tokens = Tokens::new(message)?;
     while tokens.next()?.is_some() {}
     Ok(tokens.next_index())

@@ -11,7 +11,10 @@ use crate::message::Encoded;
 impl From<Encoded> for WitMessage {
     fn from(message: Encoded) -> Self {
         let (bytes, outside) = message.into_parts();
-        WitMessage { bytes, outside }
+        WitMessage {
+            bytes,
+            outside: (!outside.is_empty()).then_some(outside),
+        }
     }
 }
 

@@ -45,10 +45,11 @@ const state = worker.turns.start('/workers/echo.js', source, {
   maxMessageBytes: 16 * 1024 * 1024,
   maxTimers: 10000,
 });
-// A message is its bytes and the payloads of its outside ArrayBuffers (none here).
+// A message is its bytes and the payloads of its outside ArrayBuffers, if
+// any (none here: jco gives a WIT option's none as undefined).
 const after = worker.workerEvents.deliverMessages([
-  { bytes: encodeString('hello'), outside: [] },
-  { bytes: encodeString('wörld'), outside: [] },
+  { bytes: encodeString('hello'), outside: undefined },
+  { bytes: encodeString('wörld') },
 ]);
 console.log(JSON.stringify({
   listening: [state.listening, after.listening],

@@ -105,7 +105,7 @@ impl main_events::Guest for Component {
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
                 |ctx, deliver, data| {
-                    let data = codec::decode(ctx, &data.bytes, data.outside)?;
+                    let data = codec::decode(ctx, &data.bytes, data.outside.unwrap_or_default())?;
                     native::call_with(ctx, deliver, &[native::number(id), data.as_raw()])
                 },
             )

@@ -48,7 +48,7 @@ impl exports::miniworker::sandbox::worker_events::Guest for Component {
                 miniworker::sandbox::context::begin_turn,
                 "deliverMessage",
                 |ctx, deliver, data| {
-                    let message = codec::decode(ctx, &data.bytes, data.outside)?;
+                    let message = codec::decode(ctx, &data.bytes, data.outside.unwrap_or_default())?;
                     native::call_with(ctx, deliver, &[message.as_raw()])
                 },
             )

@@ -93,8 +93,10 @@ pub fn encode<'js, R>(
     then: impl FnOnce(&[u8]) -> quickjs::Result<R>,
 ) -> quickjs::Result<R> {
     encode_with(ctx, value, limit, |bytes, outside| {
-        let post = crate::state::with(ctx, |shared| Ok(shared.hooks.post_outside))?;
-        outside.each(ctx, post)?;
+        if !outside.is_empty() {
+            let post = crate::state::with(ctx, |shared| Ok(shared.hooks.post_outside))?;
+            outside.each(ctx, post)?;
+        }
         then(bytes)
     })
 }

@@ -56,15 +56,29 @@ impl<'js> Pending<'js> {
         self.payloads.push(Payload::InPlace(buffer.clone(), ptr, len));
     }
 
+    /// Whether the message has no outside payload (most have none).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
+
     /// Whether a payload is still read in place (then [`Pending::settle`]
     /// must run before JavaScript may).
+    #[inline]
     pub(crate) fn unsettled(&self) -> bool {
         self.in_place_from < self.payloads.len()
     }
 
     /// Copies the payloads still read in place: call before anything that
     /// may run JavaScript, which could change or detach their buffers.
+    #[inline]
     pub(crate) fn settle(&mut self) {
+        if self.unsettled() {
+            self.copy_in_place();
+        }
+    }
+
+    #[cold]
+    fn copy_in_place(&mut self) {
         for p in &mut self.payloads[self.in_place_from..] {
             if let Payload::InPlace(_, ptr, len) = *p {
                 // SAFETY: no JavaScript ran since the buffer was met, and
