@@ -223,7 +223,7 @@ fn turns_run_in_the_same_order_in_both_contexts() {
     let order = r#"["async-start","sync-end","micro1","micro2","async-resumed","t0-a","t0-b xy","t5","t5-micro","t5-micro2","t5-b","t10 clears t15","t20","iv1","iv2","iv3","crowd in order"]"#;
     assert_eq!(
         stdout(&out),
-        format!("[main] {order}\n[main] worker: same order\n")
+        format!("[main] {order}\n[main] worker: same order\n[main] listener this: plain\n")
     );
     let err = stderr(&out);
     assert!(err.contains("URIError: from the entry file"), "{err}");

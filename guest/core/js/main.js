@@ -171,8 +171,24 @@
 
   return {
     deliverMessage(id, data) {
-      const rec = workers.get(id);
-      if (rec !== undefined && rec.state === 'live') callEach(rec.message, data);
+      // The message path: the live worker's record (nearly every message's)
+      // without the map's lookup, and one listener (the usual case) called
+      // here, without callEach's call and loop: 194-199k -> 204-208k app.js
+      // round trips/s (an inlined loop gained nothing).
+      const rec = current !== null && current.id === id ? current : workers.get(id);
+      if (rec === undefined || rec.state !== 'live') return;
+      const callbacks = rec.message;
+      if (callbacks.length !== 1) {
+        callEach(callbacks, data);
+        return;
+      }
+      // A plain call, `this` undefined (as in callEach).
+      const callback = callbacks[0];
+      try {
+        callback(data);
+      } catch (e) {
+        common.reportError(e);
+      }
     },
     deliverError(id, error) {
       const rec = workers.get(id);
