@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::keys::{array_props, own_keys};
 use super::outside::{Pending, goes_outside, read_may_run_js};
-use super::raw::{Primitive, Raw, get, primitive};
+use super::raw::{Primitive, Raw, get, is_skipped, primitive};
 use super::shapes::{Shapes, Skeleton, shape_of, slot};
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
@@ -163,21 +163,6 @@ fn identity(obj: &Object<'_>) -> usize {
 
 /// Elements left after a hole past which an array is read as sparse.
 const SPARSE_RUN: u32 = 1024;
-
-/// Functions and symbols: left out as properties, refused elsewhere. By
-/// the value's tag (`Value::type_of` asks QuickJS several questions of
-/// every object).
-fn is_skipped(v: &Value<'_>) -> bool {
-    // SAFETY: reads the tag of a live value, and asks QuickJS whether a
-    // live object is callable.
-    unsafe {
-        match qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) {
-            qjs::JS_TAG_SYMBOL => true,
-            qjs::JS_TAG_OBJECT => qjs::JS_IsFunction(v.ctx().as_raw().as_ptr(), v.as_raw()),
-            _ => false,
-        }
-    }
-}
 
 impl<'js> Encoder<'_, 'js> {
     /// Writes `value` and everything under it.

@@ -1,6 +1,7 @@
 //! Owned QuickJS values without a context reference, for the codec (see
 //! [`Raw`]), and what the encoder reads through them: a property
-//! ([`get`]) and a primitive from its tag ([`primitive`]).
+//! ([`get`]), a primitive from its tag ([`primitive`]), and whether a
+//! value is a function or a symbol ([`is_skipped`]).
 
 use javy::quickjs::{self, Ctx, Object, Value, qjs};
 
@@ -108,6 +109,21 @@ pub(crate) fn primitive(v: qjs::JSValue) -> Option<Primitive> {
             qjs::JS_TAG_INT => Some(Primitive::Number(f64::from(qjs::JS_VALUE_GET_INT(v)))),
             qjs::JS_TAG_FLOAT64 => Some(Primitive::Number(qjs::JS_VALUE_GET_FLOAT64(v))),
             _ => None,
+        }
+    }
+}
+
+/// Functions and symbols: left out as properties, refused elsewhere. By
+/// the value's tag (`Value::type_of` asks QuickJS several questions of
+/// every object).
+pub(crate) fn is_skipped(v: &Value<'_>) -> bool {
+    // SAFETY: reads the tag of a live value, and asks QuickJS whether a
+    // live object is callable.
+    unsafe {
+        match qjs::JS_VALUE_GET_NORM_TAG(v.as_raw()) {
+            qjs::JS_TAG_SYMBOL => true,
+            qjs::JS_TAG_OBJECT => qjs::JS_IsFunction(v.ctx().as_raw().as_ptr(), v.as_raw()),
+            _ => false,
         }
     }
 }
