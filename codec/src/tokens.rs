@@ -228,9 +228,9 @@ impl<'a> Tokens<'a> {
         self.stack.len()
     }
 
-    /// Outside payloads read so far: when an ArrayBuffer's token (or a
-    /// view's inline buffer) makes it grow, that payload is the message's
-    /// outside payload `outside_taken() - 1`.
+    /// Outside payloads read so far: an ArrayBuffer's token (or a view's
+    /// inline buffer) that makes it grow is the message's outside payload
+    /// `outside_taken() - 1`.
     pub fn outside_taken(&self) -> usize {
         self.outside_taken
     }
@@ -391,19 +391,7 @@ impl<'a> Tokens<'a> {
                 self.take_index();
                 Token::RegExp { source, flags }
             }
-            tag::ARRAY_BUFFER => {
-                let n = r.length(1)?;
-                let bytes = r.bytes(n)?;
-                let index = self.take_index();
-                self.buffers.insert(index, n);
-                Token::ArrayBuffer(bytes)
-            }
-            tag::ARRAY_BUFFER_OUT => {
-                let bytes = self.outside_payload()?;
-                let index = self.take_index();
-                self.buffers.insert(index, bytes.len() as u64);
-                Token::ArrayBuffer(bytes)
-            }
+            tag::ARRAY_BUFFER | tag::ARRAY_BUFFER_OUT => Token::ArrayBuffer(self.array_buffer(t)?),
             tag::VIEW => self.view()?,
             tag::ERROR | tag::ERROR_PROPS => {
                 let name = r.any_string()?;
@@ -428,6 +416,21 @@ impl<'a> Tokens<'a> {
             }
             _ => return Err(r.error("unknown tag")),
         })
+    }
+
+    /// An ArrayBuffer's bytes, its tag `t` read (ARRAY_BUFFER: inline;
+    /// ARRAY_BUFFER_OUT: an outside payload): it takes the next reference
+    /// index, and its length is noted for the views that name it.
+    fn array_buffer(&mut self, t: u8) -> Result<&'a [u8], DecodeError> {
+        let bytes = if t == tag::ARRAY_BUFFER {
+            let n = self.r.length(1)?;
+            self.r.bytes(n)?
+        } else {
+            self.outside_payload()?
+        };
+        let index = self.take_index();
+        self.buffers.insert(index, bytes.len() as u64);
+        Ok(bytes)
     }
 
     /// The payload an ARRAY_BUFFER_OUT names (its tag read): the next
@@ -457,17 +460,8 @@ impl<'a> Tokens<'a> {
         let me = self.take_index();
         let not_a_buffer = "a view's buffer must be an ArrayBuffer";
         let (buffer, buffer_len) = match self.r.byte()? {
-            tag::ARRAY_BUFFER => {
-                let n = self.r.length(1)?;
-                let bytes = self.r.bytes(n)?;
-                let index = self.take_index();
-                self.buffers.insert(index, n);
-                (ViewBuffer::Inline(bytes), Some(n))
-            }
-            tag::ARRAY_BUFFER_OUT => {
-                let bytes = self.outside_payload()?;
-                let index = self.take_index();
-                self.buffers.insert(index, bytes.len() as u64);
+            t @ (tag::ARRAY_BUFFER | tag::ARRAY_BUFFER_OUT) => {
+                let bytes = self.array_buffer(t)?;
                 (ViewBuffer::Inline(bytes), Some(bytes.len() as u64))
             }
             tag::REF => {

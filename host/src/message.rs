@@ -73,15 +73,11 @@ impl Encoded {
         outside: &mut Outside,
         limit: usize,
     ) -> wasmtime::Result<Encoded> {
-        let Outside {
-            payloads,
-            bytes: outside_bytes,
-        } = std::mem::take(outside);
         let message = Encoded {
             bytes,
-            outside: payloads,
+            outside: std::mem::take(outside).payloads,
         };
-        let len = message.bytes.len().saturating_add(outside_bytes);
+        let len = message.len();
         if len > limit {
             return Err(too_large(len, limit));
         }

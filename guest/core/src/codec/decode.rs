@@ -129,11 +129,9 @@ fn decode_with<'js>(
     state.shapes.borrow_mut().make_room(raw);
     // An ArrayBuffer's bytes: the next outside payload, taken over, when
     // reading its token took one; else a copy.
-    let mut taken = 0;
     let mut new_buffer = |tokens: &Tokens<'_>, b: &[u8]| {
-        if tokens.outside_taken() > taken {
-            taken = tokens.outside_taken();
-            adopter.adopt(ctx, taken - 1)
+        if tokens.outside_taken() > adopter.adopted() {
+            adopter.adopt_next(ctx)
         } else {
             array_buffer(raw, b)
         }

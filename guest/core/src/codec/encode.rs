@@ -477,7 +477,7 @@ impl<'js> Encoder<'_, 'js> {
             } else {
                 (tag::SET, "setValues")
             };
-            // May run project code (getters, a patched `push`).
+            // Runs project code if `push` was patched (js/codec.js).
             self.outside.settle();
             let items: Array = helper(&self.helpers, name)?.call((obj,))?;
             fits(self.ctx, self.w.tag(t))?;
@@ -488,7 +488,7 @@ impl<'js> Encoder<'_, 'js> {
             let r = self.w.tag(tag::DATE).and_then(|_| self.w.bytes(&t.to_le_bytes()));
             fits(self.ctx, r)?;
         } else if class == c.regexp {
-            // May run project code (getters, a patched `push`).
+            // Reading its flags runs its own getters, if it has any.
             self.outside.settle();
             let parts: Array = helper(&self.helpers, "regexpParts")?.call((obj,))?;
             let (source, flags): (Value, Value) = (parts.get(0)?, parts.get(1)?);
@@ -520,7 +520,7 @@ impl<'js> Encoder<'_, 'js> {
                 ));
             }
         } else if class == c.error {
-            // May run project code (getters, a patched `push`).
+            // Its name, message and stack may be getters.
             self.outside.settle();
             let parts: Array = helper(&self.helpers, "errorParts")?.call((obj.clone(),))?;
             let (name, message, stack): (Value, Value, Value) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);

@@ -33,6 +33,13 @@ mod strings;
 pub use decode::decode;
 pub use encode::encode;
 
+pub(crate) use keys::{KeyCache, OwnedAtom};
+
+use std::cell::RefCell;
+
+use javy::quickjs::{self, Array, Ctx, Exception, Function, Object, Persistent, Value, qjs};
+use miniworker_codec::{TooLarge, ViewKind};
+
 /// `structuredClone(value)`: encoded and decoded in this context, each
 /// outside payload copied once.
 pub fn structured_clone<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) -> quickjs::Result<Value<'js>> {
@@ -42,12 +49,6 @@ pub fn structured_clone<'js>(ctx: &Ctx<'js>, value: Value<'js>, limit: usize) ->
         decode(ctx, bytes, copies)
     })
 }
-pub(crate) use keys::{KeyCache, OwnedAtom};
-
-use std::cell::RefCell;
-
-use javy::quickjs::{self, Array, Ctx, Exception, Function, Object, Persistent, Value, qjs};
-use miniworker_codec::{TooLarge, ViewKind};
 
 /// The class ids the encoder tells apart, read once from exemplar objects.
 pub(crate) struct Classes {

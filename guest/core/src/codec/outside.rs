@@ -134,14 +134,16 @@ impl Adopter {
         }
     }
 
-    /// A new ArrayBuffer owning payload `k`, the next one (the token reader
-    /// hands them out in order, each once).
-    pub(crate) fn adopt(&mut self, ctx: &Ctx<'_>, k: usize) -> quickjs::Result<Raw> {
-        let Some(&(at, len)) = self.at.get(k).filter(|_| k == self.adopted) else {
-            return Err(quickjs::Exception::throw_internal(
-                ctx,
-                "outside payloads out of order",
-            ));
+    /// Payloads that ArrayBuffers own so far: the token reader hands them
+    /// out in order, each once, so this is also the next one's index.
+    pub(crate) fn adopted(&self) -> usize {
+        self.adopted
+    }
+
+    /// A new ArrayBuffer owning the next payload.
+    pub(crate) fn adopt_next(&mut self, ctx: &Ctx<'_>) -> quickjs::Result<Raw> {
+        let Some(&(at, len)) = self.at.get(self.adopted) else {
+            return Err(quickjs::Exception::throw_internal(ctx, "no outside payload left"));
         };
         let raw = ctx.as_raw().as_ptr();
         // SAFETY: `at` holds `len` bytes of an allocation the C library's
