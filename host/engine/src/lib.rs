@@ -35,14 +35,21 @@ pub fn config() -> Config {
 
 /// Memory of an ended context's linear memory kept resident in its slot
 /// (its written pages zeroed or copied back from the snapshot, instead of
-/// dropped with `madvise`), so
-/// the next context in the slot takes no page faults for it. An idle
-/// context's memory is about 1.4 MiB (docs/BENCHMARKS.md); at least that
-/// much must be kept. `miniworker-bench --section start`, two runs each:
-/// 0.107 ms with 4 MiB kept, 0.108 ms with 2 MiB, 0.227 ms with 1 MiB (the
-/// same as with none, and as the on-demand allocator). A slot's resident
-/// memory stays at most this, whatever its last context grew to.
+/// dropped with `madvise`), so the next context in the slot takes no page
+/// faults for it. An idle context's memory is about 1.4 MiB
+/// (docs/BENCHMARKS.md); at least that much must be kept.
+/// `miniworker-bench --section start`, two runs each: 0.107 ms with 4 MiB
+/// kept, 0.108 ms with 2 MiB, 0.227 ms with 1 MiB (the same as with none,
+/// and as the on-demand allocator). A slot's resident memory stays at most
+/// this, whatever its last context grew to. Where Linux has the
+/// `PAGEMAP_SCAN` ioctl (6.7 and later) only the pages the context wrote are
+/// reset; otherwise all of the kept memory is copied or zeroed.
 pub const KEEP_RESIDENT: usize = 2 << 20;
+
+/// Memory of an ended context's tables kept resident in their slots, as
+/// [`KEEP_RESIDENT`] is for its memory. The guests' function tables hold
+/// about 760 entries (6 KiB), so a context's tables are kept whole.
+pub const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 /// Core instances (the guest module and Wasmtime's adapter shims) a
 /// context's component instance may hold, for the pool's sizing.
@@ -52,7 +59,11 @@ pub const CORE_INSTANCES_PER_CONTEXT: u32 = 8;
 /// contexts: every slot (memory, tables, instances) is reserved when the
 /// engine is made, 4 GiB of address space per context for its memory. A
 /// context then starts without a `mmap` and, in a slot used before, without
-/// page faults ([`KEEP_RESIDENT`]). The machine code is the same as
+/// page faults ([`KEEP_RESIDENT`], [`TABLE_KEEP_RESIDENT`]); an ended
+/// context's slot is reset page by page, only where it was written
+/// (`PAGEMAP_SCAN`, where the kernel has it). Resetting every kept byte
+/// instead was a quarter of the CPU time of `app.js` starting workers one
+/// after another (`perf`, 2026-12-03). The machine code is the same as
 /// [`config`]'s, so precompiled components load into either.
 pub fn pooled_config(contexts: u32) -> Config {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
@@ -64,7 +75,9 @@ pub fn pooled_config(contexts: u32) -> Config {
         // No async stacks: stores run synchronously.
         .total_stacks(0)
         .max_core_instances_per_component(CORE_INSTANCES_PER_CONTEXT)
-        .linear_memory_keep_resident(KEEP_RESIDENT);
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
     let mut config = config();
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
