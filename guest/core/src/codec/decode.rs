@@ -8,7 +8,7 @@ use javy::quickjs::{self, Ctx, Exception, Object, TypedArray, Value, qjs};
 use miniworker_codec::{DecodeError, Parts, Str, Token, Tokens, ViewBuffer};
 
 use super::outside::Adopter;
-use super::raw::Raw;
+use super::raw::{Raw, fast_array_count};
 use super::shapes::{Node, Shapes, set_slot};
 use super::{OwnedAtom, helper, with_state};
 
@@ -236,10 +236,14 @@ fn decode_with<'js>(
             }
             Token::End => match open.pop() {
                 Some(Open::Array(arr, _, len, _)) => {
-                    arr.value(ctx)
-                        .into_object()
-                        .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
-                        .set("length", len as f64)?;
+                    // Elements defined up to the last index made the length
+                    // already; holes at the end (or a slow array) did not.
+                    if u64::from(fast_array_count(arr.v)) != len {
+                        arr.value(ctx)
+                            .into_object()
+                            .ok_or_else(|| Exception::throw_internal(ctx, "an array"))?
+                            .set("length", len as f64)?;
+                    }
                     Some(arr)
                 }
                 Some(Open::Record {

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::keys::{array_props, own_keys};
 use super::outside::{Pending, goes_outside, read_may_run_js};
-use super::raw::{Primitive, Raw, get, is_skipped, primitive};
+use super::raw::{Primitive, Raw, array_length, get, is_skipped, primitive};
 use super::shapes::{Shapes, Skeleton, shape_of, slot};
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
@@ -455,10 +455,10 @@ impl<'js> Encoder<'_, 'js> {
         self.keep.push(obj.clone());
         let c = self.classes;
         if class == c.array {
-            let len: u32 = obj.get("length")?;
+            let len = array_length(self.ctx, &obj)?;
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
-            let props = array_props(self.ctx, &obj)?;
+            let props = array_props(self.ctx, &obj, c.plain_array)?;
             let t = if props.is_empty() {
                 tag::ARRAY
             } else {

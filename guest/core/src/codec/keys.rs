@@ -71,9 +71,14 @@ pub(crate) fn own_keys(
 }
 
 /// An array's own enumerable string-keyed properties that are not
-/// indexes (usually none), read without making a key of every index:
-/// QuickJS lists indexes as tagged-integer atoms, which are skipped.
-pub(crate) fn array_props(ctx: &Ctx<'_>, obj: &Object<'_>) -> quickjs::Result<Vec<OwnedAtom>> {
+/// indexes (usually none). An array of the plain array shape (`plain`,
+/// `shapes::plain_array_shape`) has none and is not listed; any other is
+/// listed without making a key of every index: QuickJS lists indexes as
+/// tagged-integer atoms, which are skipped.
+pub(crate) fn array_props(ctx: &Ctx<'_>, obj: &Object<'_>, plain: usize) -> quickjs::Result<Vec<OwnedAtom>> {
+    if super::shapes::shape_of(obj.as_raw()) == plain {
+        return Ok(Vec::new());
+    }
     // QuickJS's tag bit of an atom that is an integer index (quickjs.c).
     const ATOM_TAG_INT: u32 = 1 << 31;
     let raw_ctx = ctx.as_raw().as_ptr();

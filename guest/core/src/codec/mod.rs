@@ -13,7 +13,8 @@
 //! and a new one copied once (`js_malloc`, `JS_NewArrayBuffer`), a Date from
 //! a time value (`JS_NewDate`), an object's identity (`JS_VALUE_GET_PTR`);
 //! and property keys as QuickJS's own atoms (`keys.rs`): listed with
-//! `JS_GetOwnPropertyNames` (an array's index atoms skipped unread), read
+//! `JS_GetOwnPropertyNames` (an array's index atoms skipped unread; an
+//! array of the shape every plain array shares not listed at all), read
 //! with `JS_GetProperty`, defined with `JS_DefinePropertyValue`, and cached
 //! per context by atom; the decoder's values as plain owned references
 //! (`raw.rs` `Raw`), without the reference to the context each rquickjs
@@ -55,6 +56,9 @@ pub(crate) struct Classes {
     /// A plain object's (`{}`, `new Object()`).
     object: u32,
     array: u32,
+    /// The shape of an array with no property but its length
+    /// ([`shapes::plain_array_shape`]).
+    plain_array: usize,
     map: u32,
     set: u32,
     date: u32,
@@ -120,6 +124,7 @@ pub fn install(ctx: &Ctx<'_>) -> quickjs::Result<()> {
     let classes = Classes {
         object: class_of(&Object::new(ctx.clone())?.into_value()),
         array: id("array")?,
+        plain_array: shapes::plain_array_shape(ctx)?,
         map: id("map")?,
         set: id("set")?,
         date: id("date")?,

@@ -14,11 +14,10 @@
 use javy::quickjs::{self, Ctx, Object, qjs};
 use miniworker_codec::OUTSIDE_MIN;
 
-use super::raw::Raw;
+use super::raw::{Raw, fast_array_count};
 
 unsafe extern "C" {
     fn JS_NewArrayBufferAdopted(ctx: *mut qjs::JSContext, buf: *mut u8, len: qjs::size_t) -> qjs::JSValue;
-    fn JS_FastArrayCount(obj: qjs::JSValue) -> u32;
 }
 
 /// Whether an ArrayBuffer of `len` bytes travels outside the message.
@@ -29,8 +28,7 @@ pub(crate) fn goes_outside(len: usize) -> bool {
 /// Whether reading element `index` of `obj` may run JavaScript: anything
 /// but an index inside an array's fast part.
 pub(crate) fn read_may_run_js(obj: &Object<'_>, index: u32) -> bool {
-    // SAFETY: reads the class and fast-array count of a live object.
-    index >= unsafe { JS_FastArrayCount(obj.as_raw()) }
+    index >= fast_array_count(obj.as_raw())
 }
 
 /// One payload of the message being encoded.

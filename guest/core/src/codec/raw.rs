@@ -1,9 +1,34 @@
 //! Owned QuickJS values without a context reference, for the codec (see
 //! [`Raw`]), and what the encoder reads through them: a property
-//! ([`get`]), a primitive from its tag ([`primitive`]), and whether a
-//! value is a function or a symbol ([`is_skipped`]).
+//! ([`get`]), a primitive from its tag ([`primitive`]), whether a value
+//! is a function or a symbol ([`is_skipped`]), an array's length
+//! ([`array_length`]) and how many elements it holds in its fast part
+//! ([`fast_array_count`]).
 
 use javy::quickjs::{self, Ctx, Object, Value, qjs};
+
+// The QuickJS patch's function (guest/patches/, quickjs.c "outside buffers").
+unsafe extern "C" {
+    fn JS_FastArrayCount(obj: qjs::JSValue) -> u32;
+}
+
+/// An array's `length` (a data property: no JavaScript runs).
+pub(crate) fn array_length(ctx: &Ctx<'_>, array: &Object<'_>) -> quickjs::Result<u32> {
+    let mut len: i64 = 0;
+    // SAFETY: reads the length of a live object of this context.
+    if unsafe { qjs::JS_GetLength(ctx.as_raw().as_ptr(), array.as_raw(), &mut len) } < 0 {
+        return Err(quickjs::Error::Exception);
+    }
+    Ok(len.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
+/// How many elements `v` holds in its fast part (0 for anything but an
+/// array with one): reading an index below it runs no JavaScript, and an
+/// array whose count is its length has every element.
+pub(crate) fn fast_array_count(v: qjs::JSValue) -> u32 {
+    // SAFETY: reads the class and fast-array count of a live value.
+    unsafe { JS_FastArrayCount(v) }
+}
 
 /// An owned reference to a value of the context being encoded or decoded.
 /// An rquickjs `Value` also holds a reference to its context, taken and

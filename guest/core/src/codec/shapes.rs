@@ -47,6 +47,19 @@ pub(crate) fn shape_of(v: qjs::JSValue) -> usize {
     unsafe { JS_GetShapeId(v) as usize }
 }
 
+/// The shape of every array that has no property but its length: the
+/// context's initial array shape (QuickJS's `array_shape`, held by the
+/// context for its life, so its identity never names another shape). An
+/// array given any other own property, an index outside its fast part or a
+/// changed `length` attribute moves to another shape first: QuickJS never
+/// changes a shape that more than one holder shares in place.
+pub(crate) fn plain_array_shape(ctx: &quickjs::Ctx<'_>) -> quickjs::Result<usize> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: a new array of this context, given back at once.
+    let array = Raw::take(raw, unsafe { qjs::JS_NewArray(raw) })?;
+    Ok(shape_of(array.v))
+}
+
 /// The value in slot `i` of an object of a plain skeleton's shape (checked
 /// by the caller with [`shape_of`]; QuickJS answers `undefined` for a slot
 /// that is not a data property).
