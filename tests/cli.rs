@@ -182,7 +182,7 @@ fn memory_cap_refuses_big_messages_and_kills_bombs() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
     assert!(
         lines[0].starts_with("[main] refused RangeError ") && lines[0].contains("16777216 bytes"),
         "{text}"
@@ -193,6 +193,7 @@ fn memory_cap_refuses_big_messages_and_kills_bombs() {
             "[main] echo small",
             "[main] bomb says ready",
             "[main] killed memory string",
+            "[main] post after kill: worker was killed: memory",
             "[main] after kill still here",
         ][..],
         "{text}"
