@@ -35,8 +35,9 @@
   // ---- Worker objects -------------------------------------------------------
 
   const workers = new Map(); // id -> record, for workers whose events still matter
-  // The record of the live worker, if any: a record is live exactly while
-  // it is `current` (one worker at a time; terminate and a kill clear it).
+  // The record of the worker created last, while it is live (terminate and
+  // its kill clear it). An older record may still be 'live' until the news
+  // of its kill arrives: it is found in `workers`.
   let current = null;
 
   function expectFunction(method, cb) {
@@ -49,7 +50,8 @@
     const rec = { id, message: [], error: [], killed: [], state: 'live', reason: '' };
     const w = {
       postMessage(message) {
-        // The live worker is `current` (no string compared per message).
+        // `current` is live: only another record's state is compared (no
+        // string compared per message on the usual path).
         if (rec !== current) {
           if (rec.state === 'terminated') throw new Error('worker was terminated');
           if (rec.state === 'killed') throw new Error('worker was killed: ' + rec.reason);
@@ -176,10 +178,10 @@
 
   return {
     deliverMessage(id, data) {
-      // The message path: the live worker's record (nearly every message's)
-      // without the map's lookup, and one listener (the usual case) called
-      // here, without callEach's call and loop: 194-199k -> 204-208k app.js
-      // round trips/s (an inlined loop gained nothing).
+      // The message path (docs/BENCHMARKS.md): `current` (nearly every
+      // message's record, live) without the map's lookup or a state
+      // compared, and one listener (the usual case) called here, without
+      // callEach's call and loop.
       let rec = current;
       if (rec === null || rec.id !== id) {
         rec = workers.get(id);

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 use super::keys::{array_props, own_keys};
 use super::outside::{Pending, goes_outside, read_may_run_js};
-use super::raw::{Primitive, Raw, array_length, get, is_skipped, primitive};
+use super::raw::{Primitive, Raw, get, is_skipped, length, primitive};
 use super::shapes::{Shapes, Skeleton, shape_of, slot};
 use super::strings::StringCache;
 use super::{Classes, KeyCache, OwnedAtom, class_of, data_clone_error, fits, helper, too_large, with_state};
@@ -383,12 +383,7 @@ impl<'js> Encoder<'_, 'js> {
         let raw_ctx = self.ctx.as_raw().as_ptr();
         // Refuse an oversized string before copying it: its UTF-8 form is at
         // least as long as its length in UTF-16 code units.
-        let mut units: i64 = 0;
-        // SAFETY: `v` is a live string of this context.
-        if unsafe { qjs::JS_GetLength(raw_ctx, v.as_raw(), &mut units) } < 0 {
-            return Err(quickjs::Error::Exception);
-        }
-        fits(self.ctx, self.w.room_for(units.max(0) as u64))?;
+        fits(self.ctx, self.w.room_for(length(self.ctx, v)?))?;
         let mut len: qjs::size_t = 0;
         // SAFETY: converts a live string; the buffer is freed below, once.
         let ptr = unsafe { qjs::JS_ToCStringLen2(raw_ctx, &mut len, v.as_raw(), false) };
@@ -455,7 +450,7 @@ impl<'js> Encoder<'_, 'js> {
         self.keep.push(obj.clone());
         let c = self.classes;
         if class == c.array {
-            let len = array_length(self.ctx, &obj)?;
+            let len = u32::try_from(length(self.ctx, &obj)?).unwrap_or(u32::MAX);
             // Every slot takes at least a byte.
             fits(self.ctx, self.w.room_for(len as u64))?;
             let props = array_props(self.ctx, &obj, c.plain_array)?;

@@ -1,7 +1,7 @@
 //! Property keys as QuickJS atoms, for both directions of the codec: an
 //! owned reference to an atom ([`OwnedAtom`]), an object's keys listed as
-//! atoms ([`own_keys`], an array's non-index ones [`array_props`]) and the per-context cache of keys seen before
-//! ([`KeyCache`]).
+//! atoms ([`own_keys`], an array's non-index ones [`array_props`]) and the
+//! per-context cache of keys seen before ([`KeyCache`]).
 
 use javy::quickjs::{self, Ctx, Object, Value, qjs};
 use rustc_hash::FxHashMap;

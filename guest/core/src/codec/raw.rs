@@ -1,9 +1,9 @@
 //! Owned QuickJS values without a context reference, for the codec (see
 //! [`Raw`]), and what the encoder reads through them: a property
 //! ([`get`]), a primitive from its tag ([`primitive`]), whether a value
-//! is a function or a symbol ([`is_skipped`]), an array's length
-//! ([`array_length`]) and how many elements it holds in its fast part
-//! ([`fast_array_count`]).
+//! is a function or a symbol ([`is_skipped`]), a string's or an array's
+//! length ([`length`]) and how many elements an array holds in its fast
+//! part ([`fast_array_count`]).
 
 use javy::quickjs::{self, Ctx, Object, Value, qjs};
 
@@ -12,14 +12,15 @@ unsafe extern "C" {
     fn JS_FastArrayCount(obj: qjs::JSValue) -> u32;
 }
 
-/// An array's `length` (a data property: no JavaScript runs).
-pub(crate) fn array_length(ctx: &Ctx<'_>, array: &Object<'_>) -> quickjs::Result<u32> {
+/// The `length` of a string or an array (a string's in UTF-16 code units;
+/// an array's a data property: no JavaScript runs), read by atom.
+pub(crate) fn length(ctx: &Ctx<'_>, v: &Value<'_>) -> quickjs::Result<u64> {
     let mut len: i64 = 0;
-    // SAFETY: reads the length of a live object of this context.
-    if unsafe { qjs::JS_GetLength(ctx.as_raw().as_ptr(), array.as_raw(), &mut len) } < 0 {
+    // SAFETY: reads the length of a live value of this context.
+    if unsafe { qjs::JS_GetLength(ctx.as_raw().as_ptr(), v.as_raw(), &mut len) } < 0 {
         return Err(quickjs::Error::Exception);
     }
-    Ok(len.clamp(0, i64::from(u32::MAX)) as u32)
+    Ok(len.max(0) as u64)
 }
 
 /// How many elements `v` holds in its fast part (0 for anything but an
